@@ -1,0 +1,277 @@
+"""``leadbot.toml``: loading, environment overrides and validation.
+
+Environment variables override the file (secrets belong there). The naming scheme is
+``LEADBOT_`` + the key path in upper case with ``__`` between levels:
+``LEADBOT_PLATFORMS__WECOM__SECRET``, ``LEADBOT_SERVER__PORT``. ``LEADBOT_DATABASE_URL``
+is accepted as a short alias of ``LEADBOT_DATABASE__URL``.
+
+An invalid file is refused with :class:`ConfigError`: the file, the line, the key and the
+reason in Chinese and English — never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Mapping
+
+from nlp.provinces import canonical_province
+
+ROLES = ("rep", "manager", "admin")
+PLATFORMS = ("sandbox", "wecom", "feishu", "dingtalk")
+ENV_PREFIX = "LEADBOT_"
+
+
+class ConfigError(Exception):
+    """A config problem a person can fix: where it is and what to do, in Chinese and English."""
+
+    def __init__(self, path: str, line: int | None, key: str, zh: str, en: str) -> None:
+        self.path, self.line, self.key, self.zh, self.en = path, line, key, zh, en
+        where = f"{path} 第{line}行" if line else path
+        super().__init__(f"{where}: `{key}` {zh}\n{path}{f':{line}' if line else ''}: {key}: {en}")
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """A sales region."""
+
+    name: str
+    provinces: tuple[str, ...]
+    manager: str | None
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """A person of the organisation."""
+
+    id: str
+    name: str
+    role: str
+    region: str | None = None
+    manager: str | None = None
+    daily_capacity: int = 20
+    wecom_userid: str | None = None
+    feishu_open_id: str | None = None
+    dingtalk_userid: str | None = None
+    preferred_platform: str | None = None
+    active: bool = True
+    on_leave: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated configuration."""
+
+    path: str
+    database_url: str
+    host: str
+    port: int
+    secret: str
+    accept_within_hours: float
+    platforms: Mapping[str, Mapping[str, Any]]
+    regions: tuple[RegionConfig, ...]
+    members: tuple[MemberConfig, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def platform_enabled(self, name: str) -> bool:
+        """Whether ``[platforms.NAME] enabled`` is true."""
+        return bool(self.platforms.get(name, {}).get("enabled", False))
+
+    def region_for_province(self, province: str) -> RegionConfig | None:
+        """The region covering ``province`` (official full name)."""
+        for region in self.regions:
+            if province in region.provinces:
+                return region
+        return None
+
+    def member(self, member_id: str) -> MemberConfig | None:
+        """The member with id ``member_id``."""
+        return next((m for m in self.members if m.id == member_id), None)
+
+
+def _line_of(text: str, key: str, occurrence: int = 0, after: str | None = None) -> int | None:
+    """Best-effort line number of ``key = …`` (the ``occurrence``-th after header ``after``)."""
+    lines = text.splitlines()
+    start = 0
+    if after is not None:
+        seen = -1
+        for i, line in enumerate(lines):
+            if line.strip() == after:
+                seen += 1
+                if seen == occurrence:
+                    start = i
+                    break
+        else:
+            return None
+        occurrence = 0
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i in range(start, len(lines)):
+        if pattern.match(lines[i]):
+            return i + 1
+    return start + 1 if after is not None else None
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: str) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    old = node.get(path[-1])
+    node[path[-1]] = _coerce(value, old)
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(like, int):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if isinstance(like, float):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Apply ``LEADBOT_*`` overrides to the parsed file, in place."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith("LEADBOT_TEST_"):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest == "DATABASE_URL":
+            path = ["database", "url"]
+        elif "__" in rest:
+            path = [p.lower() for p in rest.split("__")]
+        else:
+            continue
+        _set_path(data, path, value)
+
+
+def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override and validate ``path``. Raises :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), None, "-", "配置文件不存在，请先运行 `leadbot init`", "file not found: run `leadbot init`") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), None, "-", "配置文件不是 UTF-8 编码", "file is not UTF-8") from None
+    return parse(text, str(p), environ if environ is not None else os.environ)
+
+
+def parse(text: str, origin: str, environ: Mapping[str, str]) -> Settings:
+    """Validate the TOML ``text`` (read from ``origin``) after environment overrides."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(origin, int(m.group(1)) if m else None, "-", f"TOML 语法错误: {exc}", f"TOML syntax error: {exc}") from None
+    apply_env(data, environ)
+    return _validate(data, text, origin)
+
+
+def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: str) -> None:
+    if not cond:
+        raise ConfigError(origin, line, key, zh, en)
+
+
+def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
+    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages"}
+    for key in data:
+        if key not in known_top:
+            hint = get_close_matches(key, known_top, n=1)
+            did = f"，是否指 `{hint[0]}`?" if hint else ""
+            raise ConfigError(origin, _line_of(text, key) or _line_of(text, f"[{key}]"), key, f"未知的配置节{did}", f"unknown section{f' (did you mean {hint[0]}?)' if hint else ''}")
+
+    base_dir = Path(origin).resolve().parent
+    db = data.get("database", {})
+    url = db.get("url") or f"sqlite:///{base_dir / 'leadbot.db'}"
+    _expect(isinstance(url, str) and ("://" in url), origin, _line_of(text, "url"), "database.url", "数据库地址格式错误，例如 sqlite:///leadbot.db 或 postgresql+psycopg://user@host/db", "malformed database URL")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and not url.endswith(":memory:"):
+        url = f"sqlite:///{(base_dir / url[len('sqlite:///'):]).resolve()}"
+
+    server = data.get("server", {})
+    port = server.get("port", 8080)
+    _expect(isinstance(port, int) and 0 <= port < 65536, origin, _line_of(text, "port"), "server.port", "端口必须是 0–65535 的整数", "port must be an integer 0-65535")
+    secret = server.get("secret") or ""
+    if not secret:
+        # Without a configured secret, card buttons are signed with a per-process key:
+        # fine for a demo, but buttons of cards sent before a restart stop working.
+        secret = secrets.token_hex(32)
+
+    platforms = data.get("platforms", {})
+    _expect(isinstance(platforms, dict), origin, _line_of(text, "platforms"), "platforms", "应为表 [platforms.NAME]", "must be tables [platforms.NAME]")
+    for name in platforms:
+        if name not in PLATFORMS:
+            hint = get_close_matches(name, PLATFORMS, n=1)
+            raise ConfigError(origin, _line_of(text, f"[platforms.{name}]") or None, f"platforms.{name}", f"未知平台{f'，是否指 `{hint[0]}`?' if hint else ''}（可选: {', '.join(PLATFORMS)}）", f"unknown platform (one of {', '.join(PLATFORMS)})")
+
+    regions: list[RegionConfig] = []
+    for i, r in enumerate(data.get("regions", [])):
+        line = _line_of(text, "name", i, "[[regions]]")
+        _expect(isinstance(r.get("name"), str) and r["name"].strip() != "", origin, line, f"regions[{i}].name", "区域缺少名称", "region needs a name")
+        provs: list[str] = []
+        for prov in r.get("provinces", []):
+            full = canonical_province(str(prov))
+            _expect(full is not None, origin, _line_of(text, "provinces", i, "[[regions]]"), f"regions[{i}].provinces", f"`{prov}` 不是省级行政区名称", f"`{prov}` is not a province-level division")
+            assert full is not None
+            for other in regions:
+                _expect(full not in other.provinces, origin, _line_of(text, "provinces", i, "[[regions]]"), f"regions[{i}].provinces", f"`{full}` 已属于区域 `{other.name}`，一个省只能属于一个区域", f"`{full}` already belongs to region `{other.name}`")
+            provs.append(full)
+        regions.append(RegionConfig(name=r["name"], provinces=tuple(provs), manager=r.get("manager")))
+    region_names = {r.name for r in regions}
+
+    members: list[MemberConfig] = []
+    allowed = set(MemberConfig.__dataclass_fields__)
+    for i, m in enumerate(data.get("members", [])):
+        header = "[[members]]"
+        for key in m:
+            if key not in allowed:
+                hint = get_close_matches(key, allowed, n=1)
+                raise ConfigError(origin, _line_of(text, key, i, header), f"members[{i}].{key}", f"字段不存在{f'，是否指 `{hint[0]}`?' if hint else ''}", f"unknown key{f' (did you mean {hint[0]}?)' if hint else ''}")
+        _expect(isinstance(m.get("id"), str) and re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", m.get("id", "")) is not None, origin, _line_of(text, "id", i, header), f"members[{i}].id", "成员 id 只能包含字母、数字、_ . -", "member id must be 1-64 of [A-Za-z0-9_.-]")
+        _expect(isinstance(m.get("name"), str) and m["name"].strip() != "", origin, _line_of(text, "name", i, header), f"members[{i}].name", "成员缺少姓名", "member needs a name")
+        role = m.get("role", "rep")
+        _expect(role in ROLES, origin, _line_of(text, "role", i, header), f"members[{i}].role", f"角色必须是 {' / '.join(ROLES)}", f"role must be one of {', '.join(ROLES)}")
+        region = m.get("region")
+        _expect(region is None or region in region_names, origin, _line_of(text, "region", i, header), f"members[{i}].region", f"区域 `{region}` 不存在（已知区域: {', '.join(sorted(region_names)) or '无'}）", f"unknown region `{region}`")
+        cap = m.get("daily_capacity", 20)
+        _expect(isinstance(cap, int) and cap >= 0, origin, _line_of(text, "daily_capacity", i, header), f"members[{i}].daily_capacity", "每日额度必须是非负整数", "daily_capacity must be a non-negative integer")
+        pref = m.get("preferred_platform")
+        _expect(pref is None or pref in PLATFORMS, origin, _line_of(text, "preferred_platform", i, header), f"members[{i}].preferred_platform", f"平台必须是 {' / '.join(PLATFORMS)}", f"must be one of {', '.join(PLATFORMS)}")
+        _expect(all(x.id != m["id"] for x in members), origin, _line_of(text, "id", i, header), f"members[{i}].id", f"成员 id `{m['id']}` 重复", f"duplicate member id `{m['id']}`")
+        members.append(MemberConfig(**{k: v for k, v in m.items() if k in allowed}))
+    ids = {m.id for m in members}
+    for i, m in enumerate(members):
+        _expect(m.manager is None or m.manager in ids, origin, _line_of(text, "manager", i, "[[members]]"), f"members[{i}].manager", f"上级 `{m.manager}` 不是已配置的成员", f"manager `{m.manager}` is not a member")
+    for i, r in enumerate(regions):
+        _expect(r.manager is None or r.manager in ids, origin, _line_of(text, "manager", i, "[[regions]]"), f"regions[{i}].manager", f"区域经理 `{r.manager}` 不是已配置的成员", f"manager `{r.manager}` is not a member")
+
+    assignment = data.get("assignment", {})
+    hours = assignment.get("accept_within_hours", 2)
+    _expect(isinstance(hours, (int, float)) and hours > 0, origin, _line_of(text, "accept_within_hours"), "assignment.accept_within_hours", "接单时限必须是正数（工作小时）", "must be a positive number of business hours")
+
+    return Settings(
+        path=origin,
+        database_url=url,
+        host=str(server.get("host", "127.0.0.1")),
+        port=port,
+        secret=secret,
+        accept_within_hours=float(hours),
+        platforms={k: dict(v) for k, v in platforms.items()},
+        regions=tuple(regions),
+        members=tuple(members),
+        raw=data,
+    )

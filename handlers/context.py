@@ -1,0 +1,76 @@
+"""What every handler is given (clock, signing secret, rules) and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+from cards.model import Card
+from nlp.calendar import BusinessHours
+
+
+class Clock(Protocol):
+    """Where "now" comes from. Tests pass a clock they can move."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The wall clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when``."""
+        self._now = when
+
+    def advance(self, **delta: float) -> None:
+        """Move forward by ``timedelta(**delta)``."""
+        from datetime import timedelta
+
+        self._now += timedelta(**delta)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One thing to send to a member; the gateway turns it into an outbox row.
+
+    ``dedupe_key`` must be derived from what caused it (inbox row, lead id, alert key),
+    so replaying the cause never sends twice. ``platform`` pins the platform (a reply goes
+    back where the message came from); None lets the member's preference decide.
+    """
+
+    member_id: str
+    kind: Literal["text", "card", "card_update"]
+    dedupe_key: str
+    text: str = ""
+    card: Card | None = None
+    card_id: str | None = None
+    platform: str | None = None
+
+
+@dataclass
+class HandlerContext:
+    """Dependencies of handlers: injected, never global."""
+
+    clock: Clock
+    secret: str
+    accept_within_hours: float = 2.0
+    business_hours: BusinessHours = field(default_factory=BusinessHours)
+    enabled_platforms: tuple[str, ...] = ("sandbox",)

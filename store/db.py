@@ -1,0 +1,124 @@
+"""Engines, sessions and migrations.
+
+SQLite (WAL, one writer at a time via ``BEGIN IMMEDIATE``) by default, PostgreSQL by URL.
+Store functions are plain synchronous functions over a :class:`Session`; the async edge
+runs them in a small thread pool with :meth:`Database.run`, so the event loop never
+blocks on the database and every unit of work is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the short forms people write (``postgresql://``) and pick our drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with our per-backend settings."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=8,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # A deferred transaction that later wants to write can fail with SQLITE_BUSY
+            # without waiting; taking the write lock up front makes writers queue instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """An Alembic config pointing at our migrations and ``url``."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Apply every pending migration (``leadbot db upgrade``)."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")
+
+
+def pending_migrations(engine: Engine) -> list[str]:
+    """Revisions not yet applied to the database behind ``engine`` (empty when current)."""
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    heads = set(script.get_heads())
+    if current == heads:
+        return []
+    return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
+
+
+class Database:
+    """The engine plus a thread pool that runs store functions off the event loop."""
+
+    def __init__(self, url: str, *, workers: int = 4) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadbot-db")
+
+    def session(self) -> Session:
+        """A new session (the caller commits)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    def transaction(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in one transaction, synchronously: committed if it returns."""
+        with self.session() as session:
+            result = fn(session)
+            session.commit()
+            return result
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in one transaction on the database thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.transaction, fn)
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()

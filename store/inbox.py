@@ -1,0 +1,65 @@
+"""The inbox: every verified inbound event, stored once, handled once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from store.models import InboxEvent
+
+MAX_ATTEMPTS = 3
+
+
+def record(session: Session, platform: str, event_key: str, payload: str, received_at: datetime) -> int | None:
+    """Store an event under its platform key; the new row id, or None for a redelivery."""
+    existing = session.execute(
+        select(InboxEvent.id).where(InboxEvent.platform == platform, InboxEvent.event_key == event_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return None
+    row = InboxEvent(platform=platform, event_key=event_key, payload=payload, received_at=received_at)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same event won the insert.
+        return None
+    return row.id
+
+
+def claim_next(session: Session, *, skip_locked: bool) -> InboxEvent | None:
+    """The oldest pending event, locked for this transaction (SKIP LOCKED on PostgreSQL)."""
+    stmt = select(InboxEvent).where(InboxEvent.status == "pending").order_by(InboxEvent.id).limit(1)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.execute(stmt).scalars().first()
+
+
+def mark_done(session: Session, event_id: int, now: datetime) -> None:
+    """The event was handled; its effects commit with this."""
+    session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(status="done", processed_at=now))
+
+
+def mark_attempt_failed(session: Session, event_id: int, error: str, now: datetime) -> bool:
+    """Count a failed attempt; True when the event is given up on (status ``failed``)."""
+    row = session.get(InboxEvent, event_id)
+    if row is None:
+        return False
+    row.attempts += 1
+    row.error = error[:500]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = "failed"
+        row.processed_at = now
+    session.add(row)
+    return row.status == "failed"
+
+
+def pending_count(session: Session) -> int:
+    """How many events wait to be handled."""
+    from sqlalchemy import func
+
+    return int(session.execute(select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "pending")).scalar_one())

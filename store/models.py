@@ -1,0 +1,257 @@
+"""The tables of the whole domain, as far as it is known.
+
+Conventions: time columns are aware UTC (:class:`store.types.UTCDateTime`); money is
+integer fen (``*_fen``), never float; deadlines live in indexed ``*_due_at`` columns so
+scheduler scans read only what is due. Schema changes go through Alembic
+(``store/migrations``), never ``create_all`` on a live database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.types import UTCDateTime
+
+
+def _ts(*, index: bool = False, nullable: bool = True) -> object:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+def _ts_required(*, index: bool = False) -> object:
+    return Field(sa_column=Column(UTCDateTime(), index=index, nullable=False))
+
+
+class Region(SQLModel, table=True):
+    """A sales region: the provinces it covers and its manager (from leadbot.toml)."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    provinces: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    manager_id: Optional[str] = Field(default=None, max_length=64)
+
+
+class Member(SQLModel, table=True):
+    """A person of the organisation: rep, manager or admin, with their ids on each platform."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    role: str = Field(default="rep", max_length=16)
+    region: Optional[str] = Field(default=None, max_length=64, index=True)
+    manager_id: Optional[str] = Field(default=None, max_length=64)
+    daily_capacity: int = 20
+    active: bool = True
+    on_leave: bool = False
+    wecom_userid: Optional[str] = Field(default=None, max_length=128, index=True)
+    feishu_open_id: Optional[str] = Field(default=None, max_length=128, index=True)
+    dingtalk_userid: Optional[str] = Field(default=None, max_length=128, index=True)
+    preferred_platform: Optional[str] = Field(default=None, max_length=16)
+    joined_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+
+
+class Customer(SQLModel, table=True):
+    """A company we sell to (a lead becomes, or is merged into, a customer)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    name_norm: str = Field(default="", max_length=200, index=True)
+    province: Optional[str] = Field(default=None, max_length=32)
+    city: Optional[str] = Field(default=None, max_length=32)
+    industry: Optional[str] = Field(default=None, max_length=32)
+    owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    tier: Optional[str] = Field(default=None, max_length=8)
+    health_score: Optional[int] = None
+    budget_fen: Optional[int] = None
+    next_contact_on: Optional[date] = None
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class Contact(SQLModel, table=True):
+    """A person on the customer side."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    name: str = Field(max_length=64)
+    title: Optional[str] = Field(default=None, max_length=32)
+    phone: Optional[str] = Field(default=None, max_length=32)
+    phone_norm: Optional[str] = Field(default=None, max_length=32, index=True)
+    decision_weight: Optional[int] = None
+
+
+class Lead(SQLModel, table=True):
+    """A sales lead from a form, an import or a chat, and where it is in its life.
+
+    status: ``unassigned`` (nobody could take it: manager's pool) → ``assigned`` (card sent,
+    waiting for 接受 until ``accept_due_at``) → ``accepted`` | ``invalid``.
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    company: str = Field(max_length=200)
+    contact_name: str = Field(default="", max_length=64)
+    phone: str = Field(default="", max_length=32)
+    phone_norm: Optional[str] = Field(default=None, max_length=32, index=True)
+    province: Optional[str] = Field(default=None, max_length=32)
+    city: Optional[str] = Field(default=None, max_length=32)
+    industry: Optional[str] = Field(default=None, max_length=32)
+    budget_fen: Optional[int] = None
+    source: str = Field(default="官网表单", max_length=32)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: str = Field(default="unassigned", max_length=16, index=True)
+    owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    region: Optional[str] = Field(default=None, max_length=64, index=True)
+    rule_name: Optional[str] = Field(default=None, max_length=128)
+    explanation: str = Field(default="", max_length=500)
+    invalid_reason: Optional[str] = Field(default=None, max_length=64)
+    score: Optional[int] = None
+    tier: Optional[str] = Field(default=None, max_length=8)
+    created_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
+    assigned_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    accept_due_at: Optional[datetime] = _ts(index=True)  # type: ignore[assignment]
+    accepted_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    last_interaction_at: Optional[datetime] = _ts(index=True)  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class FollowUp(SQLModel, table=True):
+    """A record of an interaction with a customer, written from chat."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    lead_id: Optional[int] = Field(default=None, foreign_key="lead.id", index=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    member_id: str = Field(max_length=64, index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    fields_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    status: str = Field(default="confirmed", max_length=16)
+    next_contact_on: Optional[date] = None
+    created_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
+    confirmed_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+
+
+class Opportunity(SQLModel, table=True):
+    """A deal in the pipeline."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    lead_id: Optional[int] = Field(default=None, foreign_key="lead.id", index=True)
+    owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    name: str = Field(max_length=200)
+    amount_fen: Optional[int] = None
+    stage: str = Field(default="首通电话", max_length=32)
+    expected_close_on: Optional[date] = None
+    stage_due_at: Optional[datetime] = _ts(index=True)  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class Ticket(SQLModel, table=True):
+    """A service ticket with its SLA clock."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id", index=True)
+    owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    priority: str = Field(default="P2", max_length=4)
+    status: str = Field(default="open", max_length=16, index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sla_due_at: Optional[datetime] = _ts(index=True)  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what, when, and why (which rule)."""
+
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    entity: str = Field(max_length=16)
+    entity_id: int
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class InboxEvent(SQLModel, table=True):
+    """A verified inbound event, stored before the platform is acknowledged.
+
+    ``(platform, event_key)`` is unique: a redelivery is acknowledged and dropped.
+    status: ``pending`` → ``done`` | ``failed`` (handler raised N times; kept for an admin).
+    """
+
+    __table_args__ = (UniqueConstraint("platform", "event_key", name="uq_inbox_platform_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    event_key: str = Field(max_length=255)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = 0
+    error: Optional[str] = Field(default=None, max_length=500)
+    received_at: datetime = _ts_required()  # type: ignore[assignment]
+    processed_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Something to send to a person on a platform; the delivery worker drains it.
+
+    status: ``pending`` → ``sent`` | ``dead`` (gave up after N tries; visible to admins).
+    ``kind``: ``card`` (new card), ``card_update`` (update card ``card_id``), ``text``.
+    """
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    recipient: str = Field(max_length=128)
+    member_id: Optional[str] = Field(default=None, max_length=64)
+    kind: str = Field(max_length=16)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    card_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    dedupe_key: str = Field(max_length=128, unique=True)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, max_length=500)
+    next_attempt_at: datetime = _ts_required()  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    sent_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+
+
+class CardHandle(SQLModel, table=True):
+    """A card we sent, what it is about, and the platform's handle to update it."""
+
+    card_id: str = Field(primary_key=True, max_length=64)
+    platform: str = Field(max_length=16)
+    member_id: str = Field(max_length=64, index=True)
+    subject: str = Field(max_length=64, index=True)  # "lead:12"
+    state: str = Field(default="open", max_length=16)
+    card_json: str = Field(sa_column=Column(Text, nullable=False))
+    platform_handle: Optional[str] = Field(default=None, max_length=255)
+    response_code: Optional[str] = Field(default=None, max_length=255)
+    handle_expires_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class RotationState(SQLModel, table=True):
+    """Where each assignment pool's rotation stands, so it survives restarts."""
+
+    pool: str = Field(primary_key=True, max_length=128)
+    state_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class SandboxMessage(SQLModel, table=True):
+    """The sandbox platform's chat history (the sandbox is a platform like the others)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str = Field(max_length=64, index=True)
+    direction: str = Field(max_length=4)  # "in" (member → bot) | "out" (bot → member)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    card_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    card_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
