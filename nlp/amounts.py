@@ -1,8 +1,310 @@
-"""RMB money amounts in sales chat (placeholder, being filled in)."""
+"""RMB money amounts in sales chat, as ``{"text", "yuan_min", "yuan_max"}``.
+
+What counts (the spec's rules, in short):
+- point amounts with units 元/块/万/亿/w/W/k/个W and prefixes ¥/RMB/人民币, thousands
+  separators, colloquial tails (二十七万五 = 275000, 三千八 = 3800, 十六块八 = 16.8);
+  约/左右/上下/来 do not widen the value;
+- ranges (80-120W, 七到九个W, 30万~45万元), collapsed numerals (四五十万, 三五w, 一两个亿),
+  几/多 (十几万 = 11–19万, 几十万 = 10–90万);
+- one-sided bounds (以内, 不超过, 最多, 以上): the stated figure;
+- budget slang 八十个 (万 understood) only right after a budget word.
+
+What does not: foreign currency, percentages, 点, 折, 成, quantities (三万只, 200台), a
+figure the text corrects away (65万是笔误), bare numbers without a money unit or price
+context. The same bounds twice are one entry.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
+from nlp.normalize import fold
+
+_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+          "六": 6, "七": 7, "八": 8, "九": 9}
+_SMALL = {"十": 10, "百": 100, "千": 1000}
+_BIG = {"万": 10_000, "w": 10_000, "W": 10_000, "亿": 100_000_000, "k": 1000, "K": 1000, "千": 1000}
+
+# Measure words: a number followed by one of these counts things, not money.
+_MEASURE = set("只台套个件片吨米人次条张箱颗支根瓶盒包袋双批辆架份家位名天年月周斤克升亩户栋层行项本页期平方公里吨度秒分")
+_CN_NUM_CHARS = "零〇一二两三四五六七八九十百千几"
+
+_NUMERAL = (
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+    r"|[零〇一二两三四五六七八九十百千几]+(?:多(?=[万亿wW块元]))?)"
+)
+# One amount candidate: optional currency prefix, the numeral, its multiplier, a tail
+# digit (二十七万五), a currency word and a 角 tail (十六块八).
+_CANDIDATE = re.compile(
+    r"(?P<pre>¥|RMB|rmb|人民币|CNY)?\s*"
+    + _NUMERAL
+    + r"(?P<lai>来)?"
+    r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])))?"
+    r"(?P<tail>[一二三四五六七八九](?![零〇一二两三四五六七八九十百千万亿个台套只件]))?"
+    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|RMB|rmb|CNY))?"
+    r"(?P<jiao>(?<=块)(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![零〇一二两三四五六七八九十百千万亿]))?"
+)
+_RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
+_FOREIGN_BEFORE = re.compile(r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢)\s*$", re.I)
+_FOREIGN_AFTER = re.compile(r"^\s*(?:美元|美金|欧元|日元|港币|港元|英镑|卢布|泰铢|USD|EUR|JPY|HKD|GBP|刀)")
+_CORRECTED_AFTER = re.compile(r"^\s*(?:是笔误|是写错|写错了|是错的|有误|错了|不对|作废)")
+_CORRECTED_BEFORE = re.compile(r"(?:不是|误写成|写成了|错写成)\s*$")
+_WATT_CONTEXT = re.compile(r"(?:功率|电机|马达|瓦|额定|光源|灯|激光|加热|风机|电源|逆变|输出)")
+_PRICE_CONTEXT = re.compile(
+    r"(?:价|报|卖|费|款|钱|预算|金额|成本|还价|砍到|便宜|贵|一台|一套|一只|一个|一件|每台|每套|每只|每个|每件|单台|单套)"
+)
+_PRICE_LABEL = re.compile(r"(?:单价|价格|报价|总价|金额|合同额|合同价|含税价|不含税价|成交价|售价)\s*(?:是|为|:|：)?\s*$")
+_BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)\D{0,4}$")
+_BOUND_AFTER = re.compile(r"^\s*(?:以内|之内|以下|以上|上下|左右)")
+_BOUND_BEFORE = re.compile(r"(?:不超过|不高于|不低于|最多|最少|至少|最高|最低|约|大约|大概)\s*$")
+
+
+def _cn_int(s: str) -> tuple[int, int] | None:
+    """(min, max) of a Chinese integer numeral without 万/亿; 几 gives 1..9.
+
+    Handles 十/二十七/三百零五/两千/几十/十几, colloquial tails after 百/千 (三千八 = 3800,
+    六百五 = 650) and collapsed neighbours (四五十 = 40..50, 三五 = 3..5, 一两 = 1..2).
+    """
+    if not s:
+        return None
+    # Collapsed neighbours: two different digits, then an optional small unit.
+    m = re.fullmatch(r"([一二两三四五六七八九])([一二两三四五六七八九])([十百千])?", s)
+    if m:
+        a, b = _DIGIT[m.group(1)], _DIGIT[m.group(2)]
+        if a < b:
+            unit = _SMALL.get(m.group(3) or "", 1)
+            return a * unit, b * unit
+        return None
+    if "几" in s:
+        lo = _cn_int_exact(s.replace("几", "一"))
+        hi = _cn_int_exact(s.replace("几", "九"))
+        if lo is None or hi is None:
+            return None
+        if s.startswith("几") and len(s) > 1:  # 几十 = 10..90 (一十 = 10)
+            return lo, hi
+        return lo, hi
+    v = _cn_int_exact(s)
+    return (v, v) if v is not None else None
+
+
+def _cn_int_exact(s: str) -> int | None:
+    # Colloquial tail: a lone digit after 百/千 scales by a tenth of that unit.
+    m = re.fullmatch(r"(.*[百千])([一二两三四五六七八九])", s)
+    if m and m.group(1) and _cn_int_exact(m.group(1)) is not None:
+        head = _cn_int_exact(m.group(1))
+        unit = _SMALL[m.group(1)[-1]]
+        assert head is not None
+        return head + _DIGIT[m.group(2)] * unit // 10
+    total, digit, last_unit = 0, None, 10_000
+    for ch in s:
+        if ch in _DIGIT:
+            if digit is not None and _DIGIT[ch] != 0 and digit != 0:
+                return None  # two digits in a row: not a numeral we know
+            digit = _DIGIT[ch]
+        elif ch in _SMALL:
+            unit = _SMALL[ch]
+            if unit >= last_unit:
+                return None
+            total += (1 if digit is None else digit) * unit
+            digit, last_unit = None, unit
+        else:
+            return None
+    if digit:
+        total += digit
+    return total if s.strip("零〇") else 0
+
+
+def _numeral(text: str) -> tuple[float, float] | None:
+    if text[0].isdigit():
+        v = float(text.replace(",", ""))
+        return v, v
+    if text.endswith("多"):
+        base = _cn_int(text[:-1])
+        if base is None or base[0] != base[1]:
+            return None
+        # 十多 = 11..19 like 十几; 一百多 = 101..199.
+        scale = 10 if text[-2] == "十" else _SMALL.get(text[-2], 1)
+        return base[0] + 1, base[0] + scale - 1
+    r = _cn_int(text)
+    return (float(r[0]), float(r[1])) if r else None
+
+
+@dataclass
+class _Cand:
+    start: int
+    end: int
+    lo: float
+    hi: float
+    has_unit: bool  # a multiplier (万/亿/w/k) or a currency word/prefix
+    money: bool  # certainly money (currency word or prefix)
+    unit: str | None
+    ge: bool  # 个 between numeral and unit, or bare 个 slang
+    chinese: bool
+
+
+def _scan(t: str) -> list[_Cand]:
+    cands: list[_Cand] = []
+    pos = 0
+    while True:
+        m = _CANDIDATE.search(t, pos)
+        if m is None:
+            break
+        pos = m.end()
+        num = m.group("num")
+        if not num[0].isdigit() and len(num) > 1 and _numeral(num) is None:
+            # 六百五一套: the run swallowed the next word's 一; keep the longest numeral prefix.
+            cut = next((k for k in range(len(num) - 1, 0, -1) if _numeral(num[:k]) is not None), 0)
+            if cut:
+                k = m.start("num") + cut
+                m = _CANDIDATE.match(t[:k] + "\x00" + t[k + 1:], m.start())
+                if m is None:
+                    continue
+                pos = m.end()
+                num = m.group("num")
+        # Digits glued to letters or other digits are ids and model numbers (LX-1204C, PO-2026).
+        if not m.group("pre") and re.search(r"(?:[A-Za-z_#]|[A-Za-z][\-/.])$", t[max(0, m.start("num") - 2):m.start("num")]):
+            continue
+        if num[0] in "零〇" or num in ("十", "百", "千"):
+            if not m.group("unit") and not m.group("cur"):
+                continue
+        value = _numeral(num)
+        if value is None:
+            continue
+        lo, hi = value
+        unit = m.group("unit")
+        mult = _BIG.get(unit or "", 1)
+        tail = m.group("tail")
+        cur = m.group("cur")
+        end = m.end()
+        if tail and unit in ("万", "亿", "w", "W") and lo == hi and num[-1] not in "几多":
+            lo = hi = lo * mult + _DIGIT[tail] * mult / 10
+            mult = 1
+        elif tail:
+            # A tail digit that is not a colloquial tail (e.g. 元 missing): do not swallow it.
+            end = m.start("tail")
+            cur = None
+        lo, hi = lo * mult, hi * mult
+        if m.group("jiao"):
+            j = m.group("jiao")
+            lo = hi = lo + (int(j) if j.isdigit() else _DIGIT[j]) / 10
+        if cur == "块" and not m.group("jiao"):
+            nxt = t[end:end + 1]
+            if nxt and "\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的":
+                # 两块电路板: 块 is a measure word here.
+                cur = None
+                end = m.start("cur")
+        if cur is None and m.group("cur") and end > m.start("cur"):
+            end = m.start("cur")
+        cands.append(_Cand(
+            start=m.start(), end=end, lo=lo, hi=hi,
+            has_unit=bool(unit or cur or m.group("pre")), money=bool(cur or m.group("pre")),
+            unit=unit, ge=bool(m.group("ge")), chinese=not num[0].isdigit(),
+        ))
+    return cands
+
+
+def _is_money(c: _Cand, t: str) -> bool:
+    before = t[max(0, c.start - 8):c.start]
+    after = t[c.end:c.end + 6]
+    if _FOREIGN_BEFORE.search(before) or _FOREIGN_AFTER.match(after):
+        return False
+    if after[:1] in ("%", "‰") or re.match(r"^\s*(?:折|成(?![本交])|个点|点(?![钟半]))", after):
+        return False
+    if c.money:
+        return True
+    if after[:1] in _MEASURE and not re.match(r"^(?:个[wW万亿]|平方|分之)", after):
+        return False
+    if c.unit in ("w", "W") and not c.chinese and (
+        _WATT_CONTEXT.search(t[max(0, c.start - 6):c.start]) or _WATT_CONTEXT.match(after)
+    ):
+        return False
+    if c.unit in ("万", "亿", "w", "W"):
+        return True
+    if c.unit in ("k", "K"):
+        # 2.3k? / 3k左右 are prices; 4K显示器, 10kV are not.
+        return not re.match(r"^[A-Za-z]", after) and not re.match(r"^[\u4e00-\u9fff](?<![左上以一每元块的吧啊呢了])", after)
+    return False
+
+
+def _bare_price(c: _Cand, t: str) -> bool:
+    """A unitless figure that is a price only by its context (价格照旧一千三, 单价450)."""
+    before = t[max(0, c.start - 8):c.start]
+    after = t[c.end:c.end + 4]
+    if after[:1] in _MEASURE or after[:1] in ("%", "点", "折", "成", "号", "月", "日", ":", "."):
+        return False
+    if not c.chinese:
+        return bool(_PRICE_LABEL.search(before)) and c.lo >= 10
+    if c.lo < 100 or c.lo != c.hi:
+        return False
+    around = before + t[c.end:c.end + 4]
+    return bool(_PRICE_CONTEXT.search(around))
+
+
+def _bound_span(t: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span over 约/最多/以内/左右… so the reported text reads naturally."""
+    mb = _BOUND_BEFORE.search(t[max(0, start - 4):start])
+    if mb:
+        start -= len(mb.group(0))
+    ma = _BOUND_AFTER.match(t[end:end + 4])
+    if ma:
+        end += len(ma.group(0))
+    return start, end
+
 
 def extract_amounts(text: str) -> list[dict[str, object]]:
-    """Every RMB amount in ``text`` as ``{"text", "yuan_min", "yuan_max"}``."""
-    return []
+    """Every RMB amount in ``text`` as ``{"text": span, "yuan_min": n, "yuan_max": n}``."""
+    t = fold(text)
+    cands = _scan(t)
+    out: list[dict[str, object]] = []
+    seen: set[tuple[float, float]] = set()
+    i = 0
+    while i < len(cands):
+        c = cands[i]
+        lo, hi, start, end = c.lo, c.hi, c.start, c.end
+        money = _is_money(c, t)
+        # A range: this figure, a separator, then a figure with a unit (80-120W, 七到九个W).
+        if i + 1 < len(cands):
+            n = cands[i + 1]
+            sep = _RANGE_SEP.fullmatch(t[c.end:n.start])
+            if sep and _is_money(n, t) and (money or not c.has_unit):
+                if not c.has_unit and n.unit:
+                    mult = _BIG[n.unit]
+                    lo, hi = c.lo * mult, c.hi * mult
+                if lo <= n.hi:
+                    lo, hi, end, money = lo, n.hi, n.end, True
+                    i += 1
+        if not money and _is_slang_budget(c, t):
+            lo, hi, money = c.lo * 10_000, c.hi * 10_000, True
+            end = c.end + (1 if t[c.end:c.end + 1] == "个" else 0)
+        if not money and not c.has_unit and _bare_price(c, t):
+            money = True
+        i += 1
+        if not money or hi <= 0:
+            continue
+        if _CORRECTED_AFTER.match(t[end:end + 6]) or _CORRECTED_BEFORE.search(t[max(0, start - 4):start]):
+            continue
+        key = (round(lo, 2), round(hi, 2))
+        if key in seen:
+            continue
+        seen.add(key)
+        s, e = _bound_span(t, start, end)
+        out.append({"text": text[s:e].strip(), "yuan_min": _num(lo), "yuan_max": _num(hi)})
+    return out
+
+
+def _is_slang_budget(c: _Cand, t: str) -> bool:
+    """领导只批了八十个: 万 left unsaid after a budget word (never for counted things)."""
+    if c.has_unit or c.lo < 1 or c.lo > 9999:
+        return False
+    if t[c.end:c.end + 1] != "个":
+        return False
+    nxt = t[c.end + 1:c.end + 2]
+    if nxt and "\u4e00" <= nxt <= "\u9fff" and nxt not in "吧啊呢了的左上":
+        return False
+    return bool(_BUDGET_BEFORE.search(t[max(0, c.start - 8):c.start]))
+
+
+def _num(v: float) -> int | float:
+    r = round(v, 2)
+    return int(r) if r == int(r) else r
