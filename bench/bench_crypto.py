@@ -5,13 +5,14 @@ Run: ``python3 bench/bench_crypto.py`` (prints figures; not a timed test).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.crypto import FeishuCrypto, MessageCrypto, ReplayCache, feishu_signature  # noqa: E402
+from bot.crypto import FeishuCrypto, MessageCrypto, ReplayCache, feishu_signature
 
 TOKEN = "QDG6eK"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -51,7 +52,7 @@ def main() -> None:
     assert wecom.verify_and_decrypt(sig, "1700000000", "1372623149", encrypt) == message
 
     feishu = FeishuCrypto("test key")
-    body = ('{"encrypt":"%s"}' % feishu.encrypt(message)).encode()
+    body = json.dumps({"encrypt": feishu.encrypt(message)}).encode()
     fsig = feishu_signature("1700000000", "n0", "test key", body)
 
     cache = ReplayCache(ttl_s=300, max_items=100_000)

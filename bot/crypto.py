@@ -42,37 +42,37 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 
 __all__ = [
-    "CallbackRejected",
-    "REASON_MISSING",
+    "REASON_BAD_BODY",
+    "REASON_BAD_CIPHERTEXT",
     "REASON_BAD_SIGNATURE",
     "REASON_BAD_TIMESTAMP",
-    "REASON_STALE",
-    "REASON_REPLAY",
-    "REASON_BAD_CIPHERTEXT",
     "REASON_DECRYPT",
+    "REASON_MISSING",
     "REASON_RECEIVE_ID",
-    "REASON_BAD_BODY",
-    "check_fresh",
-    "ReplayCache",
-    "decode_encoding_aes_key",
-    "wecom_signature",
-    "MessageCrypto",
-    "WeComCrypto",
+    "REASON_REPLAY",
+    "REASON_STALE",
+    "CallbackRejected",
     "DingTalkEventCrypto",
+    "FeishuCrypto",
+    "MessageCrypto",
+    "ReplayCache",
+    "WeComCrypto",
     "WeComEnvelope",
+    "check_fresh",
+    "decode_encoding_aes_key",
+    "dingtalk_robot_sign",
+    "dingtalk_webhook_sign_param",
+    "extract_encrypt_field",
+    "feishu_custom_bot_sign",
+    "feishu_legacy_card_signature",
+    "feishu_signature",
     "parse_wecom_envelope",
     "parse_xml",
-    "extract_encrypt_field",
-    "FeishuCrypto",
-    "feishu_signature",
-    "verify_feishu_signature",
-    "feishu_legacy_card_signature",
-    "verify_feishu_legacy_card_signature",
-    "verify_feishu_token",
-    "feishu_custom_bot_sign",
-    "dingtalk_robot_sign",
     "verify_dingtalk_robot_sign",
-    "dingtalk_webhook_sign_param",
+    "verify_feishu_legacy_card_signature",
+    "verify_feishu_signature",
+    "verify_feishu_token",
+    "wecom_signature",
 ]
 
 # Reasons are short, bilingual and never echo inputs or secrets: they end up in
@@ -216,7 +216,7 @@ class ReplayCache:
 
     def _expire(self, now: float) -> None:
         while self._seen:
-            key, first_seen = next(iter(self._seen.items()))
+            first_seen = next(iter(self._seen.values()))
             # A clock that went backwards leaves newer entries in front; they
             # are then dropped by the size bound rather than by age.
             if now - first_seen < self.ttl_s:
@@ -283,9 +283,10 @@ class WeComEnvelope:
 def parse_xml(body: bytes | str) -> Element:
     """Parse untrusted XML with defusedxml (no entities, no DTDs, no network)."""
     try:
-        return safe_xml.fromstring(body)
+        root: Element = safe_xml.fromstring(body)
     except (ParseError, DefusedXmlException, ValueError, TypeError):
         raise CallbackRejected(REASON_BAD_BODY) from None
+    return root
 
 
 def parse_wecom_envelope(body: bytes | str) -> WeComEnvelope:
@@ -342,7 +343,7 @@ class MessageCrypto:
         if not isinstance(token, str) or not token:
             raise ValueError("token must be a non-empty string")
         if not isinstance(receive_id, str):
-            raise ValueError("receive_id must be a string (may be empty for the WeCom 智能机器人)")
+            raise TypeError("receive_id must be a string (may be empty for the WeCom 智能机器人)")
         self._token = token
         self._key = decode_encoding_aes_key(encoding_aes_key)
         self._receive_id = receive_id.encode("utf-8")
@@ -569,7 +570,7 @@ def verify_feishu_token(expected_token: str, received_token: object) -> None:
 
 def feishu_custom_bot_sign(timestamp: str, secret: str) -> str:
     """Outbound group custom-bot webhook sign: ``base64(HMAC-SHA256(key=ts + "\\n" + secret, msg=b""))``."""
-    key = f"{timestamp}\n{secret}".encode("utf-8")
+    key = f"{timestamp}\n{secret}".encode()
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode("ascii")
 
 

@@ -17,15 +17,15 @@ import pytest
 pytest.importorskip("wechatpy")
 pytest.importorskip("lark_oapi")
 
-from lark_oapi.card.action_handler import CardActionHandler  # noqa: E402
-from lark_oapi.core.exception import AccessDeniedException  # noqa: E402
-from lark_oapi.core.model import RawRequest  # noqa: E402
-from lark_oapi.core.utils.decryptor import AESCipher  # noqa: E402
-from lark_oapi.event.dispatcher_handler import EventDispatcherHandler  # noqa: E402
-from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
-from wechatpy.exceptions import InvalidSignatureException  # noqa: E402
+from lark_oapi.card.action_handler import CardActionHandler
+from lark_oapi.core.exception import AccessDeniedException
+from lark_oapi.core.model import RawRequest
+from lark_oapi.core.utils.decryptor import AESCipher
+from lark_oapi.event.dispatcher_handler import EventDispatcherHandler
+from wechatpy.enterprise.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidSignatureException
 
-from bot.crypto import (  # noqa: E402
+from bot.crypto import (
     REASON_BAD_SIGNATURE,
     REASON_RECEIVE_ID,
     CallbackRejected,
@@ -78,7 +78,7 @@ def test_we_encrypt_passive_reply_wechatpy_decrypts(key: str) -> None:
     ours = MessageCrypto(TOKEN, key, CORP)
     reply = LEAD_XML.replace("text", "update_button")
     envelope = ours.encrypt_reply_xml(reply, "1700000001", "abcXYZ09")
-    encrypt, signature, timestamp, nonce = _wechatpy_envelope_fields(envelope)
+    _, signature, timestamp, nonce = _wechatpy_envelope_fields(envelope)
     sdk = WeChatCrypto(TOKEN, key, CORP)
     assert sdk.decrypt_message(envelope, signature, timestamp, nonce) == reply
     # wechatpy rejects our envelope once the signature is off by one character.
