@@ -182,3 +182,34 @@ def test_our_signature_rejection_reason_is_generic() -> None:
         MessageCrypto(TOKEN, KEY, CORP).verify_signature("0" * 40, "1700000000", "n", "abcd")
     assert info.value.reason == REASON_BAD_SIGNATURE
     assert TOKEN not in str(info.value) and KEY not in str(info.value)
+
+
+def test_lark_dispatcher_accepts_our_encrypted_signed_event_end_to_end() -> None:
+    # What our fake Feishu server / sandbox will send must be exactly what the
+    # real SDK accepts: our encrypt + our signature through EventDispatcherHandler.do.
+    import lark_oapi as lark
+
+    received: list[str] = []
+    handler = (
+        lark.EventDispatcherHandler.builder("test key", "vtok")
+        .register_p2_im_message_receive_v1(lambda data: received.append(data.event.message.message_id))
+        .build()
+    )
+    event = {
+        "schema": "2.0",
+        "header": {"event_id": "e1", "event_type": "im.message.receive_v1", "create_time": "1700000000000",
+                   "token": "vtok", "app_id": "cli_x", "tenant_key": "t"},
+        "event": {"message": {"message_id": "om_1", "message_type": "text", "chat_type": "p2p",
+                              "content": json.dumps({"text": "张总确认下周三看产线"})}},
+    }
+    body = json.dumps({"encrypt": FeishuCrypto("test key").encrypt(json.dumps(event))}).encode()
+    headers = {
+        "X-Lark-Request-Timestamp": "1700000000",
+        "X-Lark-Request-Nonce": "n0",
+        "X-Lark-Signature": feishu_signature("1700000000", "n0", "test key", body),
+    }
+    response = handler.do(_raw_request(headers, body))
+    assert response.status_code == 200
+    assert received == ["om_1"]
+    # And our decryption of the same body yields the same event.
+    assert json.loads(FeishuCrypto("test key").decrypt_body(body)) == event
