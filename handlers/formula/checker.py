@@ -217,13 +217,14 @@ class Checker:
             if high is None:
                 zh_need, en_need = f"至少 {low} 个", f"at least {low}"
             elif low == high:
-                zh_need, en_need = f"{low} 个", f"{low}"
+                zh_need, en_need = f" {low} 个", f"{low}"
             else:
-                zh_need, en_need = f"{low} 到 {high} 个", f"{low} to {high}"
+                zh_need, en_need = f" {low} 到 {high} 个", f"{low} to {high}"
+            plural = "argument" if (high or low) == 1 else "arguments"
             raise self.fail(
                 node,
                 f"函数 {name} 需要{zh_need}参数，这里有 {count} 个；用法: {usage}",
-                f"{name} takes {en_need} arguments, got {count}",
+                f"{name} takes {en_need} {plural}, got {count}",
             )
         args = node.args
         if name == "IF":

@@ -457,9 +457,9 @@ def compile_formula(
     type the formula must produce (a score must be a number).
     Raises FormulaError, whose str() is the full bilingual message.
     """
-    where = SourceMap(source, origin, line_offset, column_offset)
     if not isinstance(source, str):
-        raise where.error(0, "公式必须是文本", "formula must be a string")
+        raise FormulaError("公式必须是文本", "formula must be a string", line=line_offset + 1, origin=origin)
+    where = SourceMap(source, origin, line_offset, column_offset)
     for name, kind in fields.items():
         if kind not in FIELD_TYPES:
             raise where.error(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Limits keep a hostile or careless formula from costing more than a config reload should.
 MAX_SOURCE_CHARS = 2000
@@ -55,17 +55,15 @@ class SourceMap:
     origin: str = ""
     line_offset: int = 0
     column_offset: int = 0
+    line_starts: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        starts = [0]
-        for index, char in enumerate(self.source):
-            if char == "\n":
-                starts.append(index + 1)
-        object.__setattr__(self, "_line_starts", tuple(starts))
+        starts = [0] + [index + 1 for index, char in enumerate(self.source) if char == "\n"]
+        object.__setattr__(self, "line_starts", tuple(starts))
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of ``offset``, shifted into the config file."""
-        starts: tuple[int, ...] = getattr(self, "_line_starts")
+        starts = self.line_starts
         index = bisect_right(starts, offset) - 1
         line = index + 1
         column = offset - starts[index] + 1

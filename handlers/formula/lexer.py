@@ -160,8 +160,8 @@ def tokenize(source: str, where: SourceMap) -> list[Token]:
 
 def _unknown_char_message(raw: str) -> tuple[str, str]:
     hints = {
-        "&": ("`&` 不是运算符，并且请写 AND 或 &&", "`&` is not an operator; write AND or &&"),
-        "|": ("`|` 不是运算符，或者请写 OR 或 ||", "`|` is not an operator; write OR or ||"),
+        "&": ("`&` 不是运算符；表示“并且”请写 AND 或 &&", "`&` is not an operator; write AND or &&"),
+        "|": ("`|` 不是运算符；表示“或者”请写 OR 或 ||", "`|` is not an operator; write OR or ||"),
         "^": ("不支持乘方 `^`，请写成连乘，如 x*x", "`^` is not supported; write x*x"),
         "%": ("`%` 只能紧跟在数字后面表示百分比，如 95%", "`%` may only follow a number, as in 95%"),
         "。": ("句号 `。` 不能出现在公式中；小数点请用 `.`", "`。` is not allowed; use `.` as decimal point"),
