@@ -63,6 +63,7 @@ class Outgoing:
     card: Card | None = None
     card_id: str | None = None
     platform: str | None = None
+    recipient: str | None = None  # a platform user id, for people who are not members yet
 
 
 @dataclass

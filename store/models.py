@@ -249,6 +249,7 @@ class SandboxMessage(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     user: str = Field(max_length=64, index=True)
+    dedupe_key: Optional[str] = Field(default=None, max_length=128, unique=True)  # as a real platform dedupes
     direction: str = Field(max_length=4)  # "in" (member → bot) | "out" (bot → member)
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     card_id: Optional[str] = Field(default=None, max_length=64, index=True)

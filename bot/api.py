@@ -1,0 +1,95 @@
+"""The HTTP API: lead intake, lead view, health and metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text as sql_text
+from sqlmodel import Session
+
+from bot.gateway import inbox_counts
+from bot.keys import GATEWAY
+from handlers import leads
+from store import outbox
+
+MAX_BODY = 64 * 1024
+
+
+def _error(status: int, reason: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": reason, **extra}, status=status)
+
+
+async def create_lead(request: web.Request) -> web.Response:
+    """``POST /api/leads``: validate, store, assign and queue the card; all or nothing."""
+    gateway = request.app[GATEWAY]
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(413, "请求体过大 / body too large")
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        return _error(413, "请求体过大 / body too large")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error(400, "请求体不是合法的 JSON / body is not valid JSON")
+    if not isinstance(data, dict):
+        return _error(400, "请求体应为 JSON 对象 / body must be a JSON object")
+    try:
+        form = leads.validate_form(data)
+    except leads.LeadFormError as exc:
+        return _error(400, "线索信息有误 / invalid lead", fields=exc.errors)
+
+    def store(session: Session) -> leads.IntakeResult:
+        result = leads.intake(session, form, gateway.ctx)
+        gateway.enqueue(session, result.outgoing, gateway.ctx.clock.now())
+        return result
+
+    result = await gateway.db.run(store)
+    gateway.notify_outbox()
+    return web.json_response({"lead_id": result.lead_id, "status": result.status, "owner": result.owner}, status=201)
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    """``GET /api/leads/{id}``: status, owner, the rule that fired, the audit trail."""
+    gateway = request.app[GATEWAY]
+    raw_id = request.match_info["lead_id"]
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        return _error(400, "线索编号应为数字 / lead id must be a number")
+    view = await gateway.db.run(lambda s: leads.lead_view(s, int(raw_id)))
+    if view is None:
+        return _error(404, "线索不存在 / no such lead")
+    return web.json_response(view)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness plus a database round trip."""
+    gateway = request.app[GATEWAY]
+    try:
+        await gateway.db.run(lambda s: s.execute(sql_text("SELECT 1")).scalar_one())
+    except Exception as exc:  # noqa: BLE001
+        return web.json_response({"status": "error", "database": type(exc).__name__}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: inbox and outbox by status."""
+    gateway = request.app[GATEWAY]
+
+    def read(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+        return inbox_counts(session), outbox.backlog(session)
+
+    inbox_by, outbox_by = await gateway.db.run(read)
+    lines = ["# HELP leadbot_inbox_events Inbound events by status.", "# TYPE leadbot_inbox_events gauge"]
+    lines += [f'leadbot_inbox_events{{status="{k}"}} {v}' for k, v in sorted(inbox_by.items())]
+    lines += ["# HELP leadbot_outbox_messages Outbound messages by status.", "# TYPE leadbot_outbox_messages gauge"]
+    lines += [f'leadbot_outbox_messages{{status="{k}"}} {v}' for k, v in sorted(outbox_by.items())]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the API."""
+    app.router.add_post("/api/leads", create_lead)
+    app.router.add_get("/api/leads/{lead_id}", get_lead)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,197 @@
+"""The ``leadbot`` command (contract: see README)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from bot import config as config_mod
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger("leadbot")
+
+DEMO_LEADS = (
+    {"company": "苏州恒锐精密机械有限公司", "contact": "王建国", "phone": "13912345678", "province": "江苏", "city": "苏州市", "industry": "新能源汽车", "budget": "60万", "source": "官网表单", "note": "询价伺服压装机，下月要方案"},
+    {"company": "东莞捷联电子科技有限公司", "contact": "陈敏", "phone": "0769-22881234", "province": "广东", "city": "东莞市", "industry": "电子制造", "budget": 150000, "source": "展会", "note": "SMT 产线 AOI 检测"},
+    {"company": "天津滨海重工阀门厂", "contact": "刘志强", "phone": "13820001111", "province": "天津", "industry": "化工", "budget": "35万", "source": "电话", "note": "高压球阀替换进口"},
+)
+
+
+def _template_text() -> str:
+    return resources.files("bot").joinpath("templates/leadbot.toml").read_text(encoding="utf-8")
+
+
+def _load(path: str) -> Settings:
+    try:
+        return config_mod.load(path)
+    except ConfigError as exc:
+        print(f"配置错误 / config error:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a commented leadbot.toml and create the database."""
+    target = Path(args.dir)
+    target.mkdir(parents=True, exist_ok=True)
+    cfg = target / "leadbot.toml"
+    if cfg.exists() and not args.force:
+        print(f"{cfg} 已存在，未覆盖（使用 --force 覆盖）/ exists, not overwritten", file=sys.stderr)
+    else:
+        cfg.write_text(_template_text(), encoding="utf-8")
+        print(f"已写入配置 / wrote {cfg}")
+    settings = _load(str(cfg))
+    from store.db import upgrade
+
+    upgrade(settings.database_url)
+    print(f"数据库已就绪 / database ready: {settings.database_url}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Schema migrations."""
+    settings = _load(args.config)
+    from store.db import upgrade
+
+    upgrade(settings.database_url)
+    print(f"数据库已升级到最新 / database upgraded: {settings.database_url}")
+    return 0
+
+
+def _run_server(settings: Settings, banner: str) -> int:
+    from bot.app import SchemaOutOfDate, create_app
+
+    app = create_app(settings)
+
+    async def announce(_app: web.Application) -> None:
+        print(banner, flush=True)
+
+    app.on_startup.append(announce)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    except SchemaOutOfDate as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"无法监听 {settings.host}:{settings.port}: {exc.strerror} / cannot listen", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Gateway, delivery worker and scheduler in one process."""
+    settings = _load(args.config)
+    return _run_server(settings, f"leadbot 已启动 / listening on http://{settings.host}:{settings.port}/")
+
+
+def seed_demo(settings: Settings, now: datetime) -> list[int]:
+    """Create the demo organisation's sample leads (the cards go to the reps' sandbox chats)."""
+    from bot.app import org_rows
+    from bot.gateway import Gateway
+    from handlers import leads
+    from handlers.context import HandlerContext, SystemClock
+    from store.db import Database
+    from store.org import sync_org
+
+    db = Database(settings.database_url)
+    try:
+        regions, members = org_rows(settings)
+        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, accept_within_hours=settings.accept_within_hours)
+        gateway = Gateway(db, ctx, [])
+        ids = []
+
+        def seed(session: object) -> None:
+            sync_org(session, regions, members, now)  # type: ignore[arg-type]
+            for data in DEMO_LEADS:
+                result = leads.intake(session, leads.validate_form(data), ctx)  # type: ignore[arg-type]
+                gateway.enqueue(session, result.outgoing, now)  # type: ignore[arg-type]
+                ids.append(result.lead_id)
+
+        db.transaction(seed)  # type: ignore[arg-type]
+        return ids
+    finally:
+        db.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A demo organisation on an embedded SQLite file, with the sandbox chat."""
+    demo_dir = Path(args.dir)
+    if args.reset and demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    cfg = demo_dir / "leadbot.toml"
+    fresh = not (demo_dir / "leadbot.db").exists()
+    if not cfg.exists():
+        text = _template_text().replace('secret = ""', f'secret = "{__import__("secrets").token_hex(24)}"', 1)
+        cfg.write_text(text, encoding="utf-8")
+    settings = _load(str(cfg))
+    settings = Settings(**{**settings.__dict__, "port": args.port, "host": args.host})
+    from store.db import upgrade
+    from handlers.context import SystemClock
+
+    upgrade(settings.database_url)
+    if fresh:
+        ids = seed_demo(settings, SystemClock().now())
+        print(f"已创建演示组织（3 个区域、3 位经理、8 位销售）和 {len(ids)} 条示例线索")
+    url = f"http://{settings.host}:{settings.port}/sandbox/"
+    return _run_server(settings, f"leadbot 演示已启动 / demo running: {url}\n数据目录 / data: {demo_dir.resolve()}\n按 Ctrl+C 退出")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """JSON lines in, predictions out (see nlp/extract.py)."""
+    from nlp.extract import run_jsonl
+
+    default_now = datetime.fromisoformat(args.now) if args.now else None
+    run_jsonl(sys.stdin, sys.stdout, default_now)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    parser = argparse.ArgumentParser(prog="leadbot", description="leadbot：活在企业微信、飞书、钉钉里的销售 CRM")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="写入带注释的 leadbot.toml 并创建数据库")
+    p.add_argument("dir", nargs="?", default=".")
+    p.add_argument("--force", action="store_true", help="覆盖已有的 leadbot.toml")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="启动服务（回调网关、投递、定时任务）")
+    p.add_argument("-c", "--config", default="leadbot.toml")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="启动演示组织和网页聊天沙盒")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--dir", default=".leadbot-demo", help="演示数据目录")
+    p.add_argument("--reset", action="store_true", help="清空演示数据重新开始")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db", help="数据库维护")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="执行数据库迁移")
+    up.add_argument("-c", "--config", default="leadbot.toml")
+    up.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("extract", help="从标准输入的 JSON 行中抽取跟进字段")
+    p.add_argument("--now", help="参考时间（ISO 8601），用于没有 now 字段的输入")
+    p.set_defaults(func=cmd_extract)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``leadbot`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

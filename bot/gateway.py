@@ -1,0 +1,355 @@
+"""The machinery every platform shares: inbox → handlers → outbox → delivery.
+
+* :meth:`Gateway.ingest` is the fast path: the verified event is stored under its platform
+  key (a redelivery is dropped) and only then may the platform be acknowledged.
+* The dispatcher handles inbox rows one at a time, each in one transaction together with
+  the outbox rows it produces, so an event is handled exactly once even across
+  ``kill -9`` (pending rows are picked up again on start).
+* The delivery worker drains the outbox through the platform adapters, with a lease so a
+  second process never sends the same row concurrently, exponential backoff with jitter,
+  per-recipient order, and a dead-letter state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from cards.model import Card, card_from_dict, card_to_dict
+from handlers import router
+from handlers.context import HandlerContext, Outgoing
+from handlers.events import InboundEvent
+from store import inbox, outbox
+from store.db import Database
+from store.models import CardHandle, InboxEvent, Member, OutboxMessage
+
+log = logging.getLogger("leadbot.gateway")
+
+LEASE = timedelta(seconds=60)
+MAX_DELIVERY_ATTEMPTS = 8
+APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理员会跟进。您可以稍后再试一次。"
+
+
+class DeliveryError(Exception):
+    """A send that failed. ``retry_after`` overrides the backoff; ``permanent`` skips retries."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What a platform gave back for a sent card, to update it later."""
+
+    platform_handle: str | None = None
+    response_code: str | None = None
+    handle_expires_at: datetime | None = None
+
+
+class PlatformAdapter(Protocol):
+    """One per platform, in ``bot/<platform>.py``."""
+
+    name: str
+
+    def recipient_for(self, member: Member) -> str | None:
+        """The member's user id on this platform, or None."""
+        ...
+
+    async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:
+        """Send one outbox message; raise :class:`DeliveryError` on failure."""
+        ...
+
+
+class Gateway:
+    """Inbox, dispatcher and delivery worker of one process."""
+
+    def __init__(self, db: Database, ctx: HandlerContext, adapters: Iterable[PlatformAdapter]) -> None:
+        self.db = db
+        self.ctx = ctx
+        self.adapters: dict[str, PlatformAdapter] = {a.name: a for a in adapters}
+        self._inbox_wakeup = asyncio.Event()
+        self._outbox_wakeup = asyncio.Event()
+        self._processed: dict[int, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rng = random.Random()
+        self.poll_seconds = 1.0
+        # Card clicks are answered in-line when handled within this time (platforms allow ~3 s).
+        self.inline_answer_seconds = 2.5
+
+    # ---------------------------------------------------------------- fast path
+    async def ingest(self, event_key: str, event: InboundEvent) -> int | None:
+        """Store ``event`` durably; the inbox id, or None for a duplicate. Ack only after this."""
+        payload = event.to_json()
+        row_id = await self.db.run(lambda s: inbox.record(s, event.platform, event_key, payload, event.received_at))
+        if row_id is not None:
+            self._inbox_wakeup.set()
+        return row_id
+
+    async def wait_handled(self, inbox_id: int, timeout: float) -> bool:
+        """Wait until this process has handled ``inbox_id`` (for card clicks that answer in-line)."""
+        ev = self._processed.setdefault(inbox_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._processed.pop(inbox_id, None)
+
+    # ---------------------------------------------------------------- dispatcher
+    def _process_one(self, session: Session) -> int | None:
+        row = inbox.claim_next(session, skip_locked=not self.db.is_sqlite)
+        if row is None:
+            return None
+        assert row.id is not None
+        now = self.ctx.clock.now()
+        cause = f"in:{row.platform}:{row.id}"
+        try:
+            event = InboundEvent.from_json(row.payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            inbox.mark_attempt_failed(session, row.id, f"unreadable payload: {exc}", now)
+            row.status = "failed"
+            return row.id
+        try:
+            with session.begin_nested():
+                out = router.handle(session, event, self.ctx, cause)
+                self._enqueue(session, out, event, now)
+                inbox.mark_done(session, row.id, now)
+        except Exception as exc:  # noqa: BLE001 - any handler bug must not lose the event
+            log.exception("handler failed for inbox %s (%s)", row.id, type(exc).__name__)
+            gave_up = inbox.mark_attempt_failed(session, row.id, f"{type(exc).__name__}: {exc}", now)
+            if gave_up:
+                member = router.identify(session, event)
+                apology = Outgoing(member.id if member else "", "text", f"{cause}:apology", text=APOLOGY,
+                                   platform=event.platform, recipient=None if member else event.platform_user)
+                self._enqueue(session, [apology], event, now)
+        return row.id
+
+    async def dispatch_pending(self) -> int:
+        """Handle every pending inbox row; returns how many were handled."""
+        count = 0
+        while True:
+            row_id = await self.db.run(self._process_one)
+            if row_id is None:
+                return count
+            count += 1
+            self._outbox_wakeup.set()
+            ev = self._processed.get(row_id)
+            if ev is not None:
+                ev.set()
+
+    def enqueue(self, session: Session, out: Iterable[Outgoing], now: datetime) -> None:
+        """Queue handler output produced outside an inbound event (API intake, scheduler)."""
+        self._enqueue(session, out, None, now)
+
+    def _enqueue(self, session: Session, out: Iterable[Outgoing], event: InboundEvent | None, now: datetime) -> None:
+        for o in out:
+            platform, recipient, member_id = self._route(session, o, event)
+            payload: dict[str, object] = {"text": o.text}
+            if o.card is not None:
+                payload["card"] = card_to_dict(o.card)
+            status_error = None
+            if platform is None or recipient is None:
+                status_error = "成员在已启用的平台上没有账号 / member has no account on an enabled platform"
+            queued = outbox.enqueue(
+                session, platform=platform or "-", recipient=recipient or "-", member_id=member_id,
+                kind=o.kind, payload=json.dumps(payload, ensure_ascii=False), dedupe_key=o.dedupe_key,
+                now=now, card_id=o.card_id,
+            )
+            if queued and status_error:
+                # Kept as a dead letter so an admin sees what could not be delivered.
+                session.execute(
+                    update(OutboxMessage).where(OutboxMessage.dedupe_key == o.dedupe_key).values(status="dead", last_error=status_error)
+                )
+            if queued and o.kind == "card" and o.card_id and platform:
+                handle = session.get(CardHandle, o.card_id)
+                if handle is not None:
+                    handle.platform = platform
+                    session.add(handle)
+
+    def _route(self, session: Session, o: Outgoing, event: InboundEvent | None) -> tuple[str | None, str | None, str | None]:
+        if o.recipient is not None and o.platform is not None:
+            return o.platform, o.recipient, o.member_id or None
+        member = session.get(Member, o.member_id) if o.member_id else None
+        if member is None:
+            return None, None, o.member_id or None
+        preferred: list[str] = []
+        if o.platform:
+            preferred.append(o.platform)
+        elif o.kind == "card_update" and o.card_id:
+            handle = session.get(CardHandle, o.card_id)
+            if handle is not None and handle.platform:
+                preferred.append(handle.platform)
+        if event is not None and event.platform_user and router.identify(session, event) == member:
+            preferred.append(event.platform)
+        if member.preferred_platform:
+            preferred.append(member.preferred_platform)
+        preferred += [p for p in ("wecom", "feishu", "dingtalk", "sandbox") if p not in preferred]
+        for name in preferred:
+            adapter = self.adapters.get(name)
+            if adapter is None:
+                continue
+            recipient = adapter.recipient_for(member)
+            if recipient:
+                return name, recipient, member.id
+        return None, None, member.id
+
+    # ---------------------------------------------------------------- delivery
+    def _claim(self, session: Session, now: datetime, limit: int) -> list[OutboxMessage]:
+        rows = outbox.claim_due(session, now, limit, skip_locked=not self.db.is_sqlite)
+        for row in rows:
+            # The lease: another worker will not pick this row up until it expires.
+            row.next_attempt_at = now + LEASE
+            session.add(row)
+        return rows
+
+    async def deliver_due(self, limit: int = 100) -> int:
+        """Deliver what is due now; returns how many were sent."""
+        now = self.ctx.clock.now()
+        rows = await self.db.run(lambda s: self._claim(s, now, limit))
+        if not rows:
+            return 0
+        by_recipient: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            by_recipient[(row.platform, row.recipient)].append(row)
+        results = await asyncio.gather(*(self._deliver_in_order(msgs) for msgs in by_recipient.values()))
+        return sum(results)
+
+    async def _deliver_in_order(self, msgs: list[OutboxMessage]) -> int:
+        sent = 0
+        for i, msg in enumerate(msgs):
+            ok = await self._deliver_one(msg)
+            if not ok:
+                # Keep per-person order: the rest wait until the failed one went out.
+                rest = [m.id for m in msgs[i + 1 :]]
+                if rest:
+                    retry_at = self.ctx.clock.now() + timedelta(seconds=1)
+                    await self.db.run(lambda s: s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(rest)).values(next_attempt_at=retry_at)))
+                break
+            sent += 1
+        return sent
+
+    async def _deliver_one(self, msg: OutboxMessage) -> bool:
+        adapter = self.adapters.get(msg.platform)
+        payload = json.loads(msg.payload)
+        card = card_from_dict(payload["card"]) if payload.get("card") else None
+        handle = await self.db.run(lambda s: s.get(CardHandle, msg.card_id) if msg.card_id else None)
+        try:
+            if adapter is None:
+                raise DeliveryError(f"platform {msg.platform} is not enabled", permanent=True)
+            result = await adapter.deliver(msg, card, handle)
+        except DeliveryError as exc:
+            await self._record_failure(msg, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug in an adapter must not kill the worker
+            log.exception("adapter %s crashed delivering outbox %s", msg.platform, msg.id)
+            await self._record_failure(msg, DeliveryError(f"{type(exc).__name__}: {exc}"))
+            return False
+        now = self.ctx.clock.now()
+
+        def done(session: Session) -> None:
+            row = session.get(OutboxMessage, msg.id)
+            if row is None:
+                return
+            outbox.mark_sent(session, row, now)
+            if msg.card_id and (result.platform_handle or result.response_code):
+                h = session.get(CardHandle, msg.card_id)
+                if h is not None:
+                    h.platform = msg.platform
+                    h.platform_handle = result.platform_handle or h.platform_handle
+                    h.response_code = result.response_code or h.response_code
+                    h.handle_expires_at = result.handle_expires_at or h.handle_expires_at
+                    session.add(h)
+
+        await self.db.run(done)
+        return True
+
+    async def _record_failure(self, msg: OutboxMessage, exc: DeliveryError) -> None:
+        now = self.ctx.clock.now()
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else outbox.backoff(msg.attempts + 1, jitter=self._rng.random())
+        attempts = MAX_DELIVERY_ATTEMPTS if not exc.permanent else msg.attempts + 1
+        log.warning("delivery of outbox %s to %s failed: %s", msg.id, msg.platform, exc.reason)
+
+        def fail(session: Session) -> None:
+            row = session.get(OutboxMessage, msg.id)
+            if row is not None:
+                outbox.mark_retry(session, row, exc.reason, now + delay, max_attempts=attempts)
+
+        await self.db.run(fail)
+
+    # ---------------------------------------------------------------- lifecycle
+    async def drain(self, rounds: int = 20) -> None:
+        """Handle and deliver until nothing is left that is due now (tests and CLI use this)."""
+        for _ in range(rounds):
+            handled = await self.dispatch_pending()
+            sent = await self.deliver_due()
+            if not handled and not sent:
+                return
+
+    async def _dispatcher_loop(self) -> None:
+        while True:
+            try:
+                await self.dispatch_pending()
+            except Exception:  # noqa: BLE001 - keep the loop alive; the row stays pending
+                log.exception("dispatcher round failed")
+            self._inbox_wakeup.clear()
+            try:
+                await asyncio.wait_for(self._inbox_wakeup.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except Exception:  # noqa: BLE001
+                log.exception("delivery round failed")
+            self._outbox_wakeup.clear()
+            try:
+                await asyncio.wait_for(self._outbox_wakeup.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    def notify_outbox(self) -> None:
+        """Something was queued outside the dispatcher: wake the delivery worker."""
+        self._outbox_wakeup.set()
+
+    def start(self) -> None:
+        """Start the dispatcher and delivery worker tasks."""
+        self._tasks = [
+            asyncio.create_task(self._dispatcher_loop(), name="leadbot-dispatcher"),
+            asyncio.create_task(self._delivery_loop(), name="leadbot-delivery"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; what they had not finished stays in the database."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+
+def inbox_counts(session: Session) -> dict[str, int]:
+    """Inbox rows by status, for /metrics."""
+    from sqlalchemy import func, select
+
+    rows = session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all()
+    return {status: int(n) for status, n in rows}
