@@ -3,6 +3,7 @@ exactly what started."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -17,6 +18,11 @@ from store.db import Database, pending_migrations
 from store.org import MemberRow, RegionRow, sync_org
 
 log = logging.getLogger("leadbot")
+
+# Each real platform lives in one module exposing
+#   create_adapter(settings, db, ctx) -> PlatformAdapter   (optionally with async start()/close())
+#   add_routes(app) -> None
+PLATFORM_MODULES = {"wecom": "bot.wecom", "feishu": "bot.feishu", "dingtalk": "bot.dingtalk"}
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -74,20 +80,39 @@ def create_app(
         adapters: list[PlatformAdapter] = []
         if settings.platform_enabled("sandbox"):
             adapters.append(sandbox.SandboxAdapter(db, the_clock))
+        for name, module in platform_modules(settings):
+            adapters.append(module.create_adapter(settings, db, ctx))
         if extra_adapters is not None:
             adapters += extra_adapters(db, ctx)
+        started: list[PlatformAdapter] = []
         gateway = Gateway(db, ctx, adapters)
         app[GATEWAY] = gateway
-        if start_workers:
-            gateway.start()
         try:
+            for adapter in adapters:
+                start = getattr(adapter, "start", None)
+                if start is not None:
+                    await start()
+                started.append(adapter)
+            if start_workers:
+                gateway.start()
             yield
         finally:
             await gateway.stop()
+            for adapter in reversed(started):
+                close = getattr(adapter, "close", None)
+                if close is not None:
+                    await close()
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(gateway_ctx)
     api.add_routes(app)
     if settings.platform_enabled("sandbox"):
         sandbox.add_routes(app)
+    for _name, module in platform_modules(settings):
+        module.add_routes(app)
     return app
+
+
+def platform_modules(settings: Settings) -> list[tuple[str, object]]:
+    """The platform modules enabled in ``settings``, imported."""
+    return [(name, importlib.import_module(path)) for name, path in PLATFORM_MODULES.items() if settings.platform_enabled(name)]
