@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.formula import compile_formula  # noqa: E402
+from handlers.formula import FieldType, compile_formula  # noqa: E402
 from handlers.formula.examples import (  # noqa: E402
     DEALER_REBATE,
     DEALER_REBATE_FIELDS,
@@ -55,7 +55,7 @@ def rebate_records(count: int) -> list[dict[str, object]]:
     ]
 
 
-def measure(label: str, source: str, fields: dict, records: list[dict[str, object]], seconds: float,
+def measure(label: str, source: str, fields: dict[str, FieldType], records: list[dict[str, object]], seconds: float,
             explain: bool = False) -> float:
     """Evaluate over ``records`` repeatedly for about ``seconds``; print and return evals/s."""
     formula = compile_formula(source, fields)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
 
-from handlers.formula import MAX_SOURCE_CHARS, FormulaError, compile_formula
+from handlers.formula import MAX_SOURCE_CHARS, FieldType, FormulaError, compile_formula
 
-FIELDS = {
+FIELDS: dict[str, FieldType] = {
     "采购活跃度": "number",
     "采购额": "number",
     "行业": "text",
@@ -162,7 +162,7 @@ RECORD = {
         ("1 + a", {"a": float("inf")}, 5, "应是数字", "should be a number"),
         ("行业 = \"x\"", {"行业": 5}, 1, "应是文本", "should be text"),
         ("已认证", {"已认证": 1}, 1, "应是条件", "should be a condition"),
-        ("DAYS(签约日期, 最近跟进日期)", {"签约日期": datetime(2026, 1, 1, tzinfo=timezone.utc)}, 6, "请先换算成上海时区的日期", "should be a date"),
+        ("DAYS(签约日期, 最近跟进日期)", {"签约日期": datetime(2026, 1, 1, tzinfo=UTC)}, 6, "请先换算成上海时区的日期", "should be a date"),
         ("IFS(a > 5, 1, a > 3, 2)", {}, 1, "IFS 的条件都不成立；请在最后加一对 `TRUE, 默认值`", "no IFS condition"),
         ("DAYS(TODAY(), 签约日期)", {}, 6, "没有给出今天的日期", "no today="),
         ("ROUND(a, b - 0.5)", {}, 10, "ROUND 的小数位数必须是", "ROUND digits"),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from handlers.formula import Formula, FormulaError, Tiering, compile_formula
+from handlers.formula import FieldType, Formula, FormulaError, Tiering, compile_formula
 from handlers.formula.examples import DEALER_REBATE, DEALER_REBATE_FIELDS, HEALTH_SCORE, HEALTH_SCORE_FIELDS
 
-FIELDS = {
+FIELDS: dict[str, FieldType] = {
     "行业潜力值": "number",
     "采购活跃度": "number",
     "微信互动次数": "number",
@@ -280,8 +280,10 @@ def test_tiering_validates_its_thresholds() -> None:
 
 def test_tiering_of_a_health_score() -> None:
     formula = compile_formula("IF(行业潜力值>80, 30, IF(行业潜力值>60, 20, 10)) + IF(采购活跃度>=3, 25, 0) + 25", FIELDS)
-    assert TIERS.tier(formula.evaluate(RECORD)) == "战略级"  # 80
-    assert TIERS.tier(formula.evaluate(dict(RECORD, 采购活跃度=2))) == "培育中"  # 55
+    assert TIERS.tier(formula.evaluate_number(RECORD)) == "战略级"  # 80
+    assert TIERS.tier(formula.evaluate_number(dict(RECORD, 采购活跃度=2))) == "培育中"  # 55
+    with pytest.raises(FormulaError, match="需要结果为数字的公式"):
+        compile_formula("a > 1", FIELDS).evaluate_number(RECORD)
 
 
 # -- dealer rebate, exact to the fen -------------------------------------------------------

@@ -112,7 +112,7 @@ class Checker:
         if isinstance(node, FieldRef):
             return self.field(node)
         if isinstance(node, Sum):
-            for sign, term in node.terms:
+            for _sign, term in node.terms:
                 self.want(term, "number", "加减运算的每一项", "each term of + and -")
             return "number"
         if isinstance(node, Product):

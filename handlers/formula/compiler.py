@@ -19,9 +19,9 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
-from typing import Literal
+from typing import Any, Literal
 
-from handlers.formula.checker import FIELD_TYPES, TYPE_EN, TYPE_ZH, Checker, parse_date_literal, ROUND_DIGITS_LIMIT
+from handlers.formula.checker import FIELD_TYPES, ROUND_DIGITS_LIMIT, TYPE_EN, TYPE_ZH, Checker, parse_date_literal
 from handlers.formula.errors import FormulaError, SourceMap
 from handlers.formula.parser import (
     BoolLit,
@@ -43,7 +43,9 @@ from handlers.formula.parser import (
 FieldType = Literal["number", "text", "date", "bool"]
 Value = Decimal | str | bool | date
 Record = Mapping[str, object]
-Compiled = Callable[[Record, "date | None"], object]
+# Closures return Any: the checker has already proved each node's type, so the runtime
+# values are known to be Decimal/str/bool/date as annotated on the node.
+Compiled = Callable[[Record, "date | None"], Any]
 
 # 34 significant digits (decimal128): sums and products of money are exact; only
 # division may round, half-even at the 34th digit. Overflow and invalid operations raise.
@@ -103,13 +105,29 @@ class Formula:
         IFS without a true condition, or an overflow.
         """
         try:
-            return self._fn(record, today)  # type: ignore[return-value]
+            value: Value = self._fn(record, today)
+            return value
         except FormulaError:
             raise
         except ArithmeticError as exc:
             raise self._where.error(
                 0, f"计算结果超出范围或无效({type(exc).__name__})", f"arithmetic overflow or invalid operation: {exc!r}"
             ) from None
+
+    def evaluate_number(self, record: Record, *, today: date | None = None) -> Decimal:
+        """``evaluate`` for number formulas (scores, rebates), typed as Decimal.
+
+        Raises FormulaError when the formula's result is not a number.
+        """
+        if self.result_type != "number":
+            raise self._where.error(
+                0,
+                f"这里需要结果为数字的公式，这个公式的结果是{TYPE_ZH[self.result_type]}",
+                f"a number formula is needed, this one gives {TYPE_EN[self.result_type]}",
+            )
+        value = self.evaluate(record, today=today)
+        assert isinstance(value, Decimal)
+        return value
 
     def explain(self, record: Record, *, today: date | None = None) -> list[tuple[str, Decimal]]:
         """Contribution of each top-level additive term, as (label, value) pairs.
@@ -172,7 +190,7 @@ class _Builder:
                 return self.label(otherwise, record, today)
             return f"{self.text(condition)} 不成立"
         if isinstance(node, Call) and node.name == "IFS":
-            for condition, value in zip(node.args[0::2], node.args[1::2]):
+            for condition, value in zip(node.args[0::2], node.args[1::2], strict=True):
                 if self.build(condition)(record, today):
                     if isinstance(condition, BoolLit) and condition.value:
                         return "其余情况"
@@ -250,12 +268,11 @@ class _Builder:
                     value = record[name]
                 except KeyError:
                     raise missing() from None
-                kind_of = type(value)
-                if kind_of is Decimal:
-                    if value.is_finite():  # type: ignore[union-attr]
-                        return value  # type: ignore[return-value]
-                elif kind_of is int:
-                    return Decimal(value)  # type: ignore[arg-type]
+                if type(value) is Decimal:
+                    if value.is_finite():
+                        return value
+                elif type(value) is int:
+                    return Decimal(value)
                 return slow_number(value)
 
             return get_number
@@ -361,7 +378,7 @@ class _Builder:
             condition, then, otherwise = args
             return lambda record, today: then(record, today) if condition(record, today) else otherwise(record, today)
         if name == "IFS":
-            pairs = list(zip(args[0::2], args[1::2]))
+            pairs = list(zip(args[0::2], args[1::2], strict=True))
 
             def choose(record: Record, today: date | None) -> object:
                 for condition, value in pairs:
@@ -376,18 +393,18 @@ class _Builder:
             return choose
         if name == "CONTAINS":
             haystack, needle = args
-            return lambda record, today: needle(record, today) in haystack(record, today)  # type: ignore[operator]
+            return lambda record, today: needle(record, today) in haystack(record, today)
         if name == "ROUND":
             return self.round(node, args)
         if name in ("MIN", "MAX"):
             pick = min if name == "MIN" else max
-            return lambda record, today: pick(arg(record, today) for arg in args)  # type: ignore[type-var]
+            return lambda record, today: pick(arg(record, today) for arg in args)
         if name == "ABS":
             (operand,) = args
             return lambda record, today: CONTEXT.abs(operand(record, today))
         if name == "DAYS":
             end, start = args
-            return lambda record, today: Decimal((end(record, today) - start(record, today)).days)  # type: ignore[operator]
+            return lambda record, today: Decimal((end(record, today) - start(record, today)).days)
         if name == "TODAY":
 
             def business_date(record: Record, today: date | None) -> date:
@@ -409,12 +426,11 @@ class _Builder:
 
     def round(self, node: Call, args: list[Compiled]) -> Compiled:
         operand = args[0]
-        quantum_for = lambda digits: Decimal(1).scaleb(-digits)  # noqa: E731
         if len(node.args) == 1 or isinstance(node.args[1], NumberLit):
-            digits = int(node.args[1].value) if len(node.args) == 2 else 0  # type: ignore[attr-defined]
-            quantum = quantum_for(digits)
+            digits = node.args[1].value if len(node.args) == 2 else Decimal(0)  # type: ignore[attr-defined]
+            quantum = _quantum(int(digits))
             # Half-up, as in Excel and on every Chinese invoice: 2.505 → 2.51
-            return lambda record, today: operand(record, today).quantize(  # type: ignore[attr-defined]
+            return lambda record, today: operand(record, today).quantize(
                 quantum, rounding=ROUND_HALF_UP, context=CONTEXT
             )
         digits_fn = args[1]
@@ -431,9 +447,15 @@ class _Builder:
                     f"ROUND digits must be an integer within ±{ROUND_DIGITS_LIMIT}, got {digits}",
                 )
             value = operand(record, today)
-            return value.quantize(quantum_for(int(digits)), rounding=ROUND_HALF_UP, context=CONTEXT)  # type: ignore[attr-defined,no-any-return]
+            rounded_value: Decimal = value.quantize(_quantum(int(digits)), rounding=ROUND_HALF_UP, context=CONTEXT)
+            return rounded_value
 
         return rounded
+
+
+def _quantum(digits: int) -> Decimal:
+    """1E-digits: the step ROUND(x, digits) rounds to."""
+    return Decimal(1).scaleb(-digits)
 
 
 def _is_choice(node: Node) -> bool:
@@ -460,12 +482,12 @@ def compile_formula(
     if not isinstance(source, str):
         raise FormulaError("公式必须是文本", "formula must be a string", line=line_offset + 1, origin=origin)
     where = SourceMap(source, origin, line_offset, column_offset)
-    for name, kind in fields.items():
-        if kind not in FIELD_TYPES:
+    for name, declared in fields.items():
+        if declared not in FIELD_TYPES:
             raise where.error(
                 0,
-                f"字段 `{name}` 的类型 `{kind}` 不支持；可用类型: number、text、date、bool",
-                f"field `{name}` has unsupported type `{kind}`",
+                f"字段 `{name}` 的类型 `{declared}` 不支持；可用类型: number、text、date、bool",
+                f"field `{name}` has unsupported type `{declared}`",
             )
     root = parse(source, where)
     checker = Checker(source, fields, where)

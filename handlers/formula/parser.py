@@ -216,8 +216,8 @@ class Parser:
         if self.token.kind is Kind.END:
             raise self.where.error(0, "公式为空", "formula is empty")
         node = self.or_expr()
-        if self.token.kind is not Kind.END:
-            token = self.token
+        token = self.token  # re-read: or_expr() advanced
+        if token.kind is not Kind.END:
             if self.is_op(")"):
                 raise self.where.error(token.start, "多余的右括号 `)`", "unmatched `)`")
             raise self.where.error(

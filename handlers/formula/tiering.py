@@ -53,7 +53,7 @@ class Tiering:
             raise ValueError("需要一个默认档位名称 (a default tier name is required)")
 
     @classmethod
-    def of(cls, thresholds: Iterable[tuple[int | str | Decimal, str]], *, default: str) -> "Tiering":
+    def of(cls, thresholds: Iterable[tuple[int | str | Decimal, str]], *, default: str) -> Tiering:
         """Build from (minimum, name) pairs given highest first; minimums as int, str or Decimal."""
         pairs = tuple((_exact(minimum, "分档门槛"), name) for minimum, name in thresholds)
         return cls(pairs, default)
