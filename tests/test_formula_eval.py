@@ -350,3 +350,28 @@ def test_formula_package_never_calls_eval_exec_compile_or_getattr() -> None:
 def test_python_escapes_are_just_errors(source: str) -> None:
     with pytest.raises(FormulaError):
         compile_formula(source, {"a": "number", "b": "number"})
+
+
+def test_field_names_with_brackets_or_leading_digits_use_backticks() -> None:
+    fields: dict[str, FieldType] = {"采购额（万元）": "number", "2025销量": "number"}
+    formula = compile_formula("`采购额（万元）` * 2 + `2025销量`", fields)
+    assert formula.evaluate({"采购额（万元）": 3, "2025销量": 4}) == 10
+    with pytest.raises(FormulaError, match="含括号，写在公式里要用反引号"):
+        compile_formula("采购额（万元） * 2", fields)
+    with pytest.raises(FormulaError, match="是否指 `采购额（万元）`\\?（该字段名含特殊字符"):
+        compile_formula("采购额 * 2", fields)
+    with pytest.raises(FormulaError, match="以数字开头的字段名"):
+        compile_formula("2025销量 + 1", fields)
+
+
+def test_enum_values_are_accepted_as_their_base_type() -> None:
+    from enum import IntEnum, StrEnum
+
+    class Stage(StrEnum):
+        WON = "赢单"
+
+    class Level(IntEnum):
+        HIGH = 3
+
+    formula = compile_formula('IF(阶段 = "赢单", 级别 * 10, 0)', {"阶段": "text", "级别": "number"})
+    assert formula.evaluate({"阶段": Stage.WON, "级别": Level.HIGH}) == 30

@@ -47,6 +47,17 @@ FUNCTIONS: dict[str, tuple[int, int | None, str]] = {
 ROUND_DIGITS_LIMIT = 12
 
 
+def is_plain_name(name: str) -> bool:
+    """True when ``name`` can be written in a formula without backticks."""
+    folded = fold_name(name)
+    return (
+        bool(folded)
+        and (folded[0] == "_" or folded[0].isalpha())
+        and all(char == "_" or char.isalnum() for char in folded)
+        and folded.upper() not in ("AND", "OR", "NOT", "IN", "TRUE", "FALSE")
+    )
+
+
 def parse_date_literal(text: str) -> date | None:
     """Accept 2026-11-23, 2026/11/23 and 2026年11月23日; None if it is none of them."""
     cleaned = text.strip().replace("/", "-").replace("年", "-").replace("月", "-").rstrip("日")
@@ -165,9 +176,12 @@ class Checker:
         close = difflib.get_close_matches(node.lookup, list(self.lookup), n=1, cutoff=0.5)
         if close:
             suggestion = self.lookup[close[0]]
+            quoting = ""
+            if not is_plain_name(suggestion):
+                quoting = "（该字段名含特殊字符，写在公式里要用反引号把整个字段名包起来）"
             return self.fail(
                 node,
-                f"字段 `{shown}` 不存在，是否指 `{suggestion}`?",
+                f"字段 `{shown}` 不存在，是否指 `{suggestion}`?{quoting}",
                 f"unknown field `{shown}`; did you mean `{suggestion}`?",
             )
         if node.lookup.upper() in FUNCTIONS:
@@ -300,6 +314,13 @@ class Checker:
 
     def unknown_function(self, node: Call) -> FormulaError:
         shown = self.source[node.start : node.name_end]
+        whole = self.source[node.start : node.end]
+        if fold_name(whole) in self.lookup:
+            return self.fail(
+                node,
+                f"字段名 `{whole}` 含括号，写在公式里要用反引号把整个字段名包起来",
+                f"field name `{whole}` contains brackets; wrap the whole name in backticks",
+            )
         if fold_name(shown) in self.lookup:
             return self.fail(
                 node.name_end,

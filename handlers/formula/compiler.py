@@ -261,6 +261,8 @@ class _Builder:
             def slow_number(value: object) -> Decimal:
                 if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
                     return Decimal(repr(value))  # the shortest repr: 0.1 stays 0.1, not 0.1000000000000000055…
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return Decimal(int(value))  # IntEnum and other int subclasses
                 raise wrong(value)
 
             def get_number(record: Record, today: date | None) -> Decimal:
@@ -285,6 +287,9 @@ class _Builder:
             except KeyError:
                 raise missing() from None
             if type(value) is expected:
+                return value
+            # subclasses (a StrEnum stage name) are fine; a datetime is not a date here
+            if isinstance(value, expected) and not isinstance(value, datetime):
                 return value
             raise wrong(value)
 

@@ -204,7 +204,8 @@ def _number(source: str, index: int, where: SourceMap) -> Token:
         elif _is_name_start(suffix):
             raise where.error(
                 index,
-                f"数字 `{text}` 后面紧跟着 `{source[index]}`: 数字和字段名之间需要运算符，如 `*`",
+                f"数字 `{text}` 后面紧跟着 `{source[index]}`: 数字和字段名之间需要运算符，如 `*`；"
+                "如果这是以数字开头的字段名，请用反引号把整个字段名包起来",
                 f"number `{text}` is directly followed by `{source[index]}`; an operator is missing",
             )
         elif suffix == ".":
