@@ -144,6 +144,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run_server(settings, f"leadbot 演示已启动 / demo running: {url}\n数据目录 / data: {demo_dir.resolve()}\n按 Ctrl+C 退出")
 
 
+def read_table(path: Path) -> list[dict[str, object]]:
+    """Rows of a .csv (UTF-8 with or without BOM, or GBK as Excel writes it) or .xlsx file."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
+        values = list(sheet.iter_rows(values_only=True))
+        if not values:
+            return []
+        headers = [str(h or "").strip() for h in values[0]]
+        return [{h: ("" if v is None else v) for h, v in zip(headers, row)} for row in values[1:]]
+    if suffix == ".csv":
+        import csv
+        import io
+
+        raw = path.read_bytes()
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                text = raw.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise ValueError("文件编码无法识别（请另存为 UTF-8 CSV）/ unknown encoding")
+        return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    raise ValueError("只支持 .csv 和 .xlsx 文件 / only .csv and .xlsx are supported")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Bulk lead intake with a per-row report of rejects."""
+    from bot.app import org_rows
+    from bot.gateway import Gateway
+    from handlers.context import HandlerContext, SystemClock
+    from handlers.imports import import_rows
+    from store.db import Database
+    from store.org import sync_org
+
+    settings = _load(args.config)
+    path = Path(args.file)
+    try:
+        rows = read_table(path)
+    except FileNotFoundError:
+        print(f"文件不存在 / no such file: {path}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"无法读取 {path}: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, accept_within_hours=settings.accept_within_hours)
+        gateway = Gateway(db, ctx, [])
+
+        regions, members = org_rows(settings)
+
+        def take(session: object) -> object:
+            # The organisation may have changed in the file since the server last started.
+            sync_org(session, regions, members, ctx.clock.now())  # type: ignore[arg-type]
+            report, out = import_rows(session, rows, ctx, source=args.source)  # type: ignore[arg-type]
+            gateway.enqueue(session, out, ctx.clock.now())  # type: ignore[arg-type]
+            return report
+
+        report = db.transaction(take)  # type: ignore[arg-type]
+    finally:
+        db.close()
+    print(report.summary_zh())  # type: ignore[attr-defined]
+    return 1 if report.missing_columns else 0  # type: ignore[attr-defined]
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     """JSON lines in, predictions out (see nlp/extract.py)."""
     from nlp.extract import run_jsonl
@@ -179,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", help="执行数据库迁移")
     up.add_argument("-c", "--config", default="leadbot.toml")
     up.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("import", help="从 CSV / XLSX 批量导入线索，并逐行报告被拒原因")
+    p.add_argument("file")
+    p.add_argument("--source", help="来源标签，例如 展会（文件中没有来源列时使用）")
+    p.add_argument("-c", "--config", default="leadbot.toml")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("extract", help="从标准输入的 JSON 行中抽取跟进字段")
     p.add_argument("--now", help="参考时间（ISO 8601），用于没有 now 字段的输入")
