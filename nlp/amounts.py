@@ -48,7 +48,9 @@ _CANDIDATE = re.compile(
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢)\s*$", re.I)
 _FOREIGN_AFTER = re.compile(r"^\s*(?:美元|美金|欧元|日元|港币|港元|英镑|卢布|泰铢|USD|EUR|JPY|HKD|GBP|刀)")
-_CORRECTED_AFTER = re.compile(r"^\s*(?:是笔误|是写错|写错了|是错的|有误|错了|不对|作废)")
+_CORRECTED_AFTER = re.compile(
+    r"^\s*(?:是|也是)?(?:笔误|写错|听错|记错|说错|看错|搞错|弄错|算错|打错|错的|有误|错了|不对|作废)"
+)
 _CORRECTED_BEFORE = re.compile(r"(?:不是|误写成|写成了|错写成)\s*$")
 _WATT_CONTEXT = re.compile(r"(?:功率|电机|马达|瓦|额定|光源|灯|激光|加热|风机|电源|逆变|输出)")
 _PRICE_CONTEXT = re.compile(
@@ -190,7 +192,8 @@ def _scan(t: str) -> list[_Cand]:
             lo = hi = lo + (int(j) if j.isdigit() else _DIGIT[j]) / 10
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
-            if nxt and "\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的":
+            small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
+            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的" or nxt.isalpha() or small_cn):
                 # 两块电路板: 块 is a measure word here.
                 cur = None
                 end = m.start("cur")

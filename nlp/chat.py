@@ -130,8 +130,12 @@ def _apply(stamp: _Stamp, current: datetime) -> datetime:
     return datetime.combine(day, tod, current.tzinfo)
 
 
-def _looks_like_name(name: str) -> bool:
+def _looks_like_name(name: str, stamped: bool = False) -> bool:
+    """Whether a line prefix is a speaker. ``stamped``: the prefix sits before a timestamp,
+    strong evidence of a header, so longer names (company + person) are allowed."""
     core = re.sub(r"\s*[(（].*$", "", name).strip()
+    if stamped and " " in core:
+        core = core.split()[-1]
     if not core or len(core) > 12:
         return False
     low = core.lower().rstrip(".")
@@ -161,7 +165,7 @@ def _header(line: str) -> tuple[str | None, re.Match[str]] | None:
         m = rx.match(line)
         if m and _has_stamp(m):
             name = m.group("name").strip()
-            if _looks_like_name(name):
+            if _looks_like_name(name, stamped=True):
                 return name, m
     return None
 

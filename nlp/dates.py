@@ -269,7 +269,7 @@ def _week(m: re.Match[str], ref: date) -> date | None:
     return None if off is None else _week_monday(ref, off) + timedelta(days=6)
 
 
-@_rule(r"(?<![每个双一两三四几上下这本])周末(?:前|之前)?")
+@_rule(r"(?<![每个双一两三四几上下这本])周末(?:前|之前)?(?!愉快|快乐|好|玩|开心)")
 def _weekend(m: re.Match[str], ref: date) -> date | None:
     return _week_monday(ref, 0) + timedelta(days=6)
 
@@ -305,9 +305,9 @@ _HAO_LABEL = ("机", "线", "楼", "车间", "门", "仓", "库", "位", "窗", 
               "包", "段", "产线", "货架", "区", "栋", "座", "单元", "病区", "病房", "手术", "会议室", "展位")
 
 
-_HAO_NEXT = set(
-    "前后之以左到至上下晚早中那当的开来去发交送见签再给我他你她们出回定完才就要能会可截收或和周星礼"
-    "正付打过提结验装安排约左右起止及与跟也都还再先统已已把让请前需得务必肯一准这开停放复"
+_HAO_THING = set(
+    "机线楼车门仓库位窗厂炉罐泵房院柜台件码口桩站泊道轴轨梯床箱模槽杆塔井孔阀管缸桶料型店馆厅室区栋座"
+    "包段轧工病展令球字舱柱辊池坑堆垛排列船锅釜屏卡板架刀钻电罐棚"
 )
 
 
@@ -321,9 +321,8 @@ def _day_of_month(m: re.Match[str], ref: date) -> date | None:
     after = m.string[m.end("u"):m.end("u") + 3]
     if after.startswith(_HAO_LABEL):
         return None
-    # A day of the month is followed by a time word, a bound, a verb of the schedule or
-    # punctuation; 2号轧机 / 3号线 are labels.
-    if m.end() == m.end("u") and after and "\u4e00" <= after[0] <= "\u9fff" and after[0] not in _HAO_NEXT:
+    # 2号轧机 / 3号线 / 5号楼: a numbered thing, not a day of the month.
+    if m.end() == m.end("u") and after and after[0] in _HAO_THING:
         return None
     cands = []
     for k in (-1, 0, 1):
@@ -490,8 +489,14 @@ def _after_new_year(m: re.Match[str], ref: date) -> date | None:
     return _after(h) if h is not None else None
 
 
-@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"节?(?:那天|当天|当日)?" + _GREETING)
+@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"(?P<jie>节)?(?P<that>那天|当天|当日)?" + _GREETING)
 def _holiday_day(m: re.Match[str], ref: date) -> date | None:
+    name = m.group("name")
+    if name in ("国庆", "建国", "元旦", "五一", "清明", "中秋", "端午") and not (m.group("jie") or m.group("that")):
+        # 甄国庆来电: a given name. A bare festival word follows punctuation or a function word.
+        prev = m.string[m.start() - 1:m.start()]
+        if prev and "\u4e00" <= prev <= "\u9fff" and prev not in "在到是等过趁从的了个年今明这那每逢到就再等于":
+            return None
     return _festival_day(_named(m), ref)
 
 
