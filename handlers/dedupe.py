@@ -91,6 +91,7 @@ def normalize_phone(raw: str, *, default_area: str | None = None) -> str | None:
     text = unicodedata.normalize("NFKC", raw).strip()
     text = _EXTENSION.sub("", text).strip()
     international = False
+    text = text.lstrip("([ ")  # "(+86) 139…" and "(0512) 6688…"
     if text.startswith("+"):
         text = text[1:]
         if not text.lstrip(" (").startswith("86"):
