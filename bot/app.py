@@ -7,12 +7,15 @@ import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from datetime import datetime, time
+
 from aiohttp import web
 
 from bot import api, sandbox
 from bot.config import Settings
 from bot.gateway import Gateway, PlatformAdapter
 from bot.keys import DATABASE, GATEWAY, SETTINGS
+from nlp.calendar import SHANGHAI
 from handlers.context import Clock, HandlerContext, SystemClock
 from store.db import Database, pending_migrations
 from store.org import MemberRow, RegionRow, sync_org
@@ -38,6 +41,7 @@ def org_rows(settings: Settings) -> tuple[list[RegionRow], list[MemberRow]]:
             daily_capacity=m.daily_capacity, active=m.active, on_leave=m.on_leave,
             wecom_userid=m.wecom_userid, feishu_open_id=m.feishu_open_id,
             dingtalk_userid=m.dingtalk_userid, preferred_platform=m.preferred_platform,
+            joined_at=datetime.combine(m.joined_on, time(9, 0), SHANGHAI) if m.joined_on else None,
         )
         for m in settings.members
     ]
@@ -76,7 +80,7 @@ def create_app(
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DATABASE]
         enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
-        ctx = HandlerContext(clock=the_clock, secret=settings.secret, accept_within_hours=settings.accept_within_hours, enabled_platforms=enabled)
+        ctx = HandlerContext(clock=the_clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled)
         adapters: list[PlatformAdapter] = []
         if settings.platform_enabled("sandbox"):
             adapters.append(sandbox.SandboxAdapter(db, the_clock))

@@ -103,7 +103,7 @@ def seed_demo(settings: Settings, now: datetime) -> list[int]:
     db = Database(settings.database_url)
     try:
         regions, members = org_rows(settings)
-        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, accept_within_hours=settings.accept_within_hours)
+        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, rules=settings.assignment)
         gateway = Gateway(db, ctx, [])
         ids = []
 
@@ -194,7 +194,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     db = Database(settings.database_url)
     try:
-        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, accept_within_hours=settings.accept_within_hours)
+        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, rules=settings.assignment)
         gateway = Gateway(db, ctx, [])
 
         regions, members = org_rows(settings)

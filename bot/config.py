@@ -16,10 +16,12 @@ import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping
 
+from handlers.assignment import AssignmentRules, RuleError, parse_assignment
 from nlp.provinces import canonical_province
 
 ROLES = ("rep", "manager", "admin")
@@ -61,6 +63,7 @@ class MemberConfig:
     preferred_platform: str | None = None
     active: bool = True
     on_leave: bool = False
+    joined_on: date | None = None  # new reps get a floor share of leads for a while
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,16 @@ class Settings:
     host: str
     port: int
     secret: str
-    accept_within_hours: float
+    assignment: AssignmentRules
     platforms: Mapping[str, Mapping[str, Any]]
     regions: tuple[RegionConfig, ...]
     members: tuple[MemberConfig, ...]
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def accept_within_hours(self) -> float:
+        """Default business hours a rep has to accept a lead."""
+        return self.assignment.accept_within_hours
 
     def platform_enabled(self, name: str) -> bool:
         """Whether ``[platforms.NAME] enabled`` is true."""
@@ -94,8 +102,12 @@ class Settings:
         return next((m for m in self.members if m.id == member_id), None)
 
 
-def _line_of(text: str, key: str, occurrence: int = 0, after: str | None = None) -> int | None:
-    """Best-effort line number of ``key = …`` (the ``occurrence``-th after header ``after``)."""
+def _line_of(text: str, key: str, occurrence: int = 0, after: str | None = None, *, strict: bool = False) -> int | None:
+    """Best-effort line number of ``key = …`` (the ``occurrence``-th after header ``after``).
+
+    Keys inside inline tables (``when = { budgte = 1 }``) are found too. Without ``strict``
+    a missing key falls back to the header's line.
+    """
     lines = text.splitlines()
     start = 0
     if after is not None:
@@ -109,11 +121,13 @@ def _line_of(text: str, key: str, occurrence: int = 0, after: str | None = None)
         else:
             return None
         occurrence = 0
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
     for i in range(start, len(lines)):
-        if pattern.match(lines[i]):
+        if after is not None and i > start and lines[i].strip().startswith("["):
+            break
+        if pattern.search(lines[i]):
             return i + 1
-    return start + 1 if after is not None else None
+    return start + 1 if after is not None and not strict else None
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: str) -> None:
@@ -249,6 +263,8 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         _expect(region is None or region in region_names, origin, _line_of(text, "region", i, header), f"members[{i}].region", f"区域 `{region}` 不存在（已知区域: {', '.join(sorted(region_names)) or '无'}）", f"unknown region `{region}`")
         cap = m.get("daily_capacity", 20)
         _expect(isinstance(cap, int) and cap >= 0, origin, _line_of(text, "daily_capacity", i, header), f"members[{i}].daily_capacity", "每日额度必须是非负整数", "daily_capacity must be a non-negative integer")
+        joined = m.get("joined_on")
+        _expect(joined is None or (isinstance(joined, date) and not hasattr(joined, "hour")), origin, _line_of(text, "joined_on", i, header), f"members[{i}].joined_on", "入职日期应写成 2026-03-01 这样的日期（不加引号）", "joined_on must be a TOML date like 2026-03-01")
         pref = m.get("preferred_platform")
         _expect(pref is None or pref in PLATFORMS, origin, _line_of(text, "preferred_platform", i, header), f"members[{i}].preferred_platform", f"平台必须是 {' / '.join(PLATFORMS)}", f"must be one of {', '.join(PLATFORMS)}")
         _expect(all(x.id != m["id"] for x in members), origin, _line_of(text, "id", i, header), f"members[{i}].id", f"成员 id `{m['id']}` 重复", f"duplicate member id `{m['id']}`")
@@ -259,9 +275,20 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
     for i, r in enumerate(regions):
         _expect(r.manager is None or r.manager in ids, origin, _line_of(text, "manager", i, "[[regions]]"), f"regions[{i}].manager", f"区域经理 `{r.manager}` 不是已配置的成员", f"manager `{r.manager}` is not a member")
 
-    assignment = data.get("assignment", {})
-    hours = assignment.get("accept_within_hours", 2)
-    _expect(isinstance(hours, (int, float)) and hours > 0, origin, _line_of(text, "accept_within_hours"), "assignment.accept_within_hours", "接单时限必须是正数（工作小时）", "must be a positive number of business hours")
+    try:
+        rules = parse_assignment(
+            data.get("assignment"),
+            region_names=region_names,
+            rep_ids=[m.id for m in members if m.role == "rep"],
+        )
+    except RuleError as exc:
+        leaf = re.sub(r"\[\d+\]$", "", exc.key.rpartition(".")[2])
+        line = None
+        if exc.index is not None:
+            for header in ("[[assignment.rules]]", "[[assignment.groups]]"):
+                line = line or _line_of(text, leaf, exc.index, header, strict=True)
+        line = line or _line_of(text, leaf)
+        raise ConfigError(origin, line, f"assignment.{exc.key}", exc.zh, exc.en) from None
 
     return Settings(
         path=origin,
@@ -269,7 +296,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         host=str(server.get("host", "127.0.0.1")),
         port=port,
         secret=secret,
-        accept_within_hours=float(hours),
+        assignment=rules,
         platforms={k: dict(v) for k, v in platforms.items()},
         regions=tuple(regions),
         members=tuple(members),

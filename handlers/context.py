@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from cards.model import Card
+from handlers.assignment import AssignmentRules
 from nlp.calendar import BusinessHours
 
 
@@ -72,6 +73,15 @@ class HandlerContext:
 
     clock: Clock
     secret: str
-    accept_within_hours: float = 2.0
-    business_hours: BusinessHours = field(default_factory=BusinessHours)
+    rules: AssignmentRules = field(default_factory=AssignmentRules)
     enabled_platforms: tuple[str, ...] = ("sandbox",)
+
+    @property
+    def business_hours(self) -> BusinessHours:
+        """Working hours (from ``[assignment] business_hours``)."""
+        return self.rules.business_hours
+
+    @property
+    def accept_within_hours(self) -> float:
+        """Default business hours a rep has to accept a lead."""
+        return self.rules.accept_within_hours

@@ -5,24 +5,30 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cards.model import Card, CardAction, CardField, card_to_dict
 from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
-from handlers.dedupe import normalize_company, normalize_phone
+from handlers.assignment import AssignmentRules, LeadFacts, OrgSnapshot, Rep, decide, next_rep_after_timeout
+from handlers.assignment import Region as EngineRegion
+from handlers.assignment import RotationState as EngineRotation
+from handlers.dedupe import DuplicateMatch, LeadKeys, MatchKey, find_duplicate, lead_keys, normalize_company, normalize_phone
 from nlp.calendar import SHANGHAI
 from nlp.provinces import canonical_province
-from store.models import AuditEvent, CardHandle, Customer, Lead, Member, Region, RotationState
+from store.models import AuditEvent, CardHandle, Customer, Lead, Member, Opportunity, Region, RotationState
 
 SOURCES = ("官网表单", "抖音", "展会", "微信转发", "电话", "转介绍")
 INVALID_REASONS = ("空号", "同行", "重复", "无需求")
+WON_STAGE = "签约"
+DEDUPE_CANDIDATES = 200
 MAX_TEXT = {"company": 200, "contact": 64, "industry": 32, "note": 2000, "city": 32}
 
 
@@ -175,54 +181,172 @@ def audit(session: Session, entity: str, entity_id: int, actor: str, action: str
     session.add(AuditEvent(entity=entity, entity_id=entity_id, actor=actor, action=action, detail=detail, at=at))
 
 
-def _received_today(session: Session, member_id: str, now: datetime) -> int:
+ROTATION_ROW = "assignment"
+PREVIOUS_OWNER = re.compile(r"^→ ([A-Za-z0-9_.\-]+)")
+
+
+def org_snapshot(session: Session, rules: AssignmentRules, now: datetime) -> OrgSnapshot:
+    """The organisation as the assignment engine sees it at ``now`` (counts of today, 90-day wins)."""
     local = now.astimezone(SHANGHAI)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return int(
+    start_of_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    received = dict(
         session.execute(
-            select(func.count()).select_from(Lead).where(Lead.owner_id == member_id, Lead.assigned_at >= start)
-        ).scalar_one()
+            select(Lead.owner_id, func.count()).where(Lead.assigned_at >= start_of_day, Lead.owner_id.is_not(None)).group_by(Lead.owner_id)
+        ).all()
     )
+    won = dict(
+        session.execute(
+            select(Opportunity.owner_id, func.coalesce(func.sum(Opportunity.amount_fen), 0))
+            .where(Opportunity.stage == WON_STAGE, Opportunity.updated_at >= now - timedelta(days=90))
+            .group_by(Opportunity.owner_id)
+        ).all()
+    )
+    regions = tuple(
+        EngineRegion(name=r.name, provinces=tuple(json.loads(r.provinces)), manager=r.manager_id)
+        for r in session.execute(select(Region).order_by(Region.name)).scalars()
+    )
+    reps = tuple(
+        Rep(
+            id=m.id, name=m.name, region=m.region, active=m.active, on_leave=m.on_leave,
+            daily_capacity=m.daily_capacity, received_today=int(received.get(m.id, 0)),
+            won_amount_90d_fen=int(won.get(m.id, 0) or 0), joined_at=m.joined_at,
+        )
+        for m in session.execute(select(Member).where(Member.role == "rep").order_by(Member.id)).scalars()
+    )
+    return OrgSnapshot(regions=regions, groups=rules.groups, reps=reps)
 
 
-def choose_rep(session: Session, region: str, now: datetime, exclude: frozenset[str] = frozenset()) -> tuple[Member | None, str]:
-    """Round-robin inside ``region`` over active reps with free capacity today.
+def _lock_rotation(session: Session, now: datetime) -> RotationState:
+    """The rotation row, locked for this transaction so concurrent decisions queue up.
 
-    The rotation cursor lives in the database, so it survives restarts.
+    On SQLite the transaction already holds the write lock (BEGIN IMMEDIATE); on
+    PostgreSQL ``FOR UPDATE`` makes two processes decide one after the other, each seeing
+    the other's committed counts, so the last free slot is never given twice.
     """
-    reps = list(
-        session.execute(
-            select(Member).where(Member.region == region, Member.role == "rep", Member.active.is_(True), Member.on_leave.is_(False)).order_by(Member.id)
-        ).scalars()
+    row = session.execute(select(RotationState).where(RotationState.pool == ROTATION_ROW).with_for_update()).scalars().first()
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(RotationState(pool=ROTATION_ROW, state_json="{}", updated_at=now))
+                session.flush()
+        except IntegrityError:
+            pass
+        row = session.execute(select(RotationState).where(RotationState.pool == ROTATION_ROW).with_for_update()).scalars().one()
+    return row
+
+
+def previous_owners(session: Session, lead_id: int) -> frozenset[str]:
+    """Reps a lead was assigned to before (from its audit trail)."""
+    details = session.execute(
+        select(AuditEvent.detail).where(AuditEvent.entity == "lead", AuditEvent.entity_id == lead_id, AuditEvent.action == "assigned")
+    ).scalars()
+    return frozenset(m.group(1) for d in details if (m := PREVIOUS_OWNER.match(d)))
+
+
+def facts_of(lead: Lead, owner_id: str | None = None) -> LeadFacts:
+    """What the engine needs to know about ``lead``."""
+    assert lead.id is not None
+    return LeadFacts(
+        id=lead.id, province=lead.province, city=lead.city, industry=lead.industry, source=lead.source,
+        budget_fen=lead.budget_fen, score_tier=lead.tier, owner_id=owner_id,
     )
-    pool = f"region:{region}"
-    state_row = session.get(RotationState, pool)
-    last = json.loads(state_row.state_json).get("last") if state_row else None
-    ids = [r.id for r in reps]
-    start = (ids.index(last) + 1) if last in ids else 0
-    for i in range(len(reps)):
-        rep = reps[(start + i) % len(reps)]
-        if rep.id in exclude:
-            continue
-        free = rep.daily_capacity - _received_today(session, rep.id, now)
-        if free <= 0:
-            continue
-        if state_row is None:
-            state_row = RotationState(pool=pool, updated_at=now)
-        state_row.state_json = json.dumps({"last": rep.id})
-        state_row.updated_at = now
-        session.add(state_row)
-        return rep, f"{region}池 · 轮询 · 你今日剩余额度 {free - 1}"
-    return None, f"{region}池今日无可用销售（额度已满或请假）"
 
 
-def _find_or_create_customer(session: Session, form: LeadForm, now: datetime) -> Customer:
-    norm = normalize_company(form.company)
-    found = session.execute(select(Customer).where(Customer.name_norm == norm).limit(1)).scalars().first()
-    if found:
-        return found
+def assign(
+    session: Session,
+    lead: Lead,
+    ctx: HandlerContext,
+    now: datetime,
+    actor: str,
+    exclude: frozenset[str] = frozenset(),
+    *,
+    returning_owner: str | None = None,
+    note: str = "",
+) -> list[Outgoing]:
+    """Decide who gets ``lead`` (rules, rotation, capacity), record why, and queue the card.
+
+    With ``exclude`` (a transfer or a timeout) the lead moves to the next eligible rep of
+    the same pool, never back to someone who already had it. When nobody can take it, the
+    lead waits in the manager's unassigned pool and the manager is told.
+    """
+    assert lead.id is not None
+    rules = ctx.rules
+    row = _lock_rotation(session, now)
+    rotation = EngineRotation.from_json(row.state_json)
+    org = org_snapshot(session, rules, now)
+    if exclude:
+        tried = exclude | previous_owners(session, lead.id)
+        decision = next_rep_after_timeout(facts_of(lead), rules, org, rotation, now, excluded=tried, rule_name=lead.rule_name)
+    else:
+        decision = decide(facts_of(lead, returning_owner), rules, org, rotation, now)
+    row.state_json = decision.rotation.to_json()
+    row.updated_at = now
+    session.add(row)
+
+    home = org.region_for_province(lead.province)
+    lead.region = home.name if home else None
+    lead.rule_name = decision.rule_name
+    lead.explanation = (f"{note} · " if note else "") + decision.explanation
+    lead.updated_at = now
+    if not decision.assigned:
+        lead.status, lead.owner_id, lead.accept_due_at = "unassigned", None, None
+        session.add(lead)
+        audit(session, "lead", lead.id, actor, "unassigned", f"{decision.rule_name}：{decision.reason}", now)
+        if decision.manager_id is None:
+            return []
+        return [
+            Outgoing(
+                decision.manager_id, "text", f"lead:{lead.id}:unassigned:{int(now.timestamp())}",
+                text=f"线索 #{lead.id}（{lead.company}）暂无可派销售：{decision.reason}。请回复「把线索 {lead.id} 转给 姓名」手动分配。",
+            )
+        ]
+    assert decision.rep_id is not None
+    lead.status, lead.owner_id = "assigned", decision.rep_id
+    lead.assigned_at = now
+    lead.accept_due_at = decision.due_at
+    session.add(lead)
+    audit(session, "lead", lead.id, actor, "assigned", f"→ {decision.rep_id}（规则：{decision.rule_name}；{lead.explanation}）", now)
+    card_id = new_card_id()
+    card = lead_card(lead, card_id, ctx.secret, lead.explanation)
+    session.add(
+        CardHandle(
+            card_id=card_id, platform="", member_id=decision.rep_id, subject=f"lead:{lead.id}",
+            card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now,
+        )
+    )
+    return [Outgoing(decision.rep_id, "card", f"card:{card_id}", card=card, card_id=card_id)]
+
+
+def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | None, Customer | None, str | None]:
+    """An earlier lead of the same customer (phone, contact + company, company), its customer and owner."""
+    company_norm = normalize_company(form.company)
+    conditions = [Customer.name_norm == company_norm]
+    if form.phone_norm:
+        conditions.append(Lead.phone_norm == form.phone_norm)
+    rows = session.execute(
+        select(Lead, Customer.name_norm)
+        .join(Customer, Lead.customer_id == Customer.id, isouter=True)
+        .where(or_(*conditions))
+        .order_by(Lead.id)
+        .limit(DEDUPE_CANDIDATES)
+    ).all()
+    keys = {lead.id: LeadKeys(id=lead.id, customer_id=lead.customer_id, phone_norm=lead.phone_norm, company_norm=norm or normalize_company(lead.company), contact_name=lead.contact_name) for lead, norm in rows}
+    new = lead_keys("new", phone=form.phone, company=form.company, contact_name=form.contact)
+    match = find_duplicate(new, keys.values())
+    if match is not None and match.key is MatchKey.PHONE and match.existing.company_norm != new.company_norm:
+        # Same number, another company: a switchboard or an agent, not the same customer.
+        match = find_duplicate(replace(new, phone_norm=None), keys.values())
+    if match is None:
+        return None, None, None
+    matched = next(lead for lead, _ in rows if lead.id == match.existing.id)
+    customer = session.get(Customer, matched.customer_id) if matched.customer_id else None
+    owner = (customer.owner_id if customer and customer.owner_id else None) or (matched.owner_id if matched.status in ("assigned", "accepted") else None)
+    return match, customer, owner
+
+
+def _new_customer(session: Session, form: LeadForm, now: datetime) -> Customer:
     customer = Customer(
-        name=form.company, name_norm=norm, province=form.province, city=form.city,
+        name=form.company, name_norm=normalize_company(form.company), province=form.province, city=form.city,
         industry=form.industry, budget_fen=form.budget_fen, created_at=now, updated_at=now,
     )
     session.add(customer)
@@ -235,48 +359,16 @@ def new_card_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def assign(session: Session, lead: Lead, ctx: HandlerContext, now: datetime, actor: str, exclude: frozenset[str] = frozenset()) -> list[Outgoing]:
-    """Give ``lead`` to a rep of its region and queue the card; or leave it for the manager."""
-    assert lead.id is not None
-    region = session.execute(select(Region).where(Region.provinces.contains(f'"{lead.province}"'))).scalars().first() if lead.province else None
-    if region is None:
-        lead.status, lead.owner_id, lead.explanation = "unassigned", None, "省份不属于任何区域"
-        lead.updated_at = now
-        session.add(lead)
-        audit(session, "lead", lead.id, actor, "unassigned", lead.explanation, now)
-        return []
-    rep, why = choose_rep(session, region.name, now, exclude)
-    lead.region = region.name
-    lead.updated_at = now
-    if rep is None:
-        lead.status, lead.owner_id, lead.explanation = "unassigned", None, why
-        session.add(lead)
-        audit(session, "lead", lead.id, actor, "unassigned", why, now)
-        out: list[Outgoing] = []
-        if region.manager_id:
-            out.append(Outgoing(region.manager_id, "text", f"lead:{lead.id}:unassigned:{now.timestamp()}", text=f"线索 #{lead.id}（{lead.company}）暂无可派销售：{why}。请在聊天中回复「把线索 {lead.id} 转给 姓名」手动分配。"))
-        return out
-    lead.status, lead.owner_id = "assigned", rep.id
-    lead.assigned_at = now
-    lead.accept_due_at = ctx.business_hours.add(now, ctx.accept_within_hours)
-    lead.rule_name, lead.explanation = "region-round-robin", why
-    session.add(lead)
-    audit(session, "lead", lead.id, actor, "assigned", f"→ {rep.id}（{why}）", now)
-    card_id = new_card_id()
-    card = lead_card(lead, card_id, ctx.secret, why)
-    session.add(
-        CardHandle(
-            card_id=card_id, platform="", member_id=rep.id, subject=f"lead:{lead.id}",
-            card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now,
-        )
-    )
-    return [Outgoing(rep.id, "card", f"card:{card_id}", card=card, card_id=card_id)]
-
-
 def intake(session: Session, form: LeadForm, ctx: HandlerContext) -> IntakeResult:
-    """Store a new lead, assign it and queue its card, in the caller's transaction."""
+    """Store a new lead, de-duplicate it, assign it and queue its card, in the caller's transaction.
+
+    A duplicate joins the existing customer (history kept, audit row says which key
+    matched) and goes back to that customer's owner when they can take it.
+    """
     now = ctx.clock.now()
-    customer = _find_or_create_customer(session, form, now)
+    match, customer, owner = _find_duplicate(session, form)
+    if customer is None:
+        customer = _new_customer(session, form, now)
     lead = Lead(
         customer_id=customer.id, company=form.company, contact_name=form.contact, phone=form.phone,
         phone_norm=form.phone_norm, province=form.province, city=form.city, industry=form.industry,
@@ -286,7 +378,14 @@ def intake(session: Session, form: LeadForm, ctx: HandlerContext) -> IntakeResul
     session.flush()
     assert lead.id is not None
     audit(session, "lead", lead.id, f"source:{form.source}", "created", "", now)
-    out = assign(session, lead, ctx, now, "rule:region-round-robin")
+    note = ""
+    if match is not None:
+        note = match.message
+        audit(session, "lead", lead.id, "dedupe", "merged", f"{match.message}（线索 #{match.existing.id}）", now)
+    out = assign(session, lead, ctx, now, "engine", returning_owner=owner, note=note)
+    if customer.owner_id is None and lead.owner_id:
+        customer.owner_id = lead.owner_id
+        session.add(customer)
     return IntakeResult(lead_id=lead.id, status=lead.status, owner=lead.owner_id, outgoing=tuple(out))
 
 

@@ -38,6 +38,7 @@ class MemberRow:
     feishu_open_id: str | None
     dingtalk_userid: str | None
     preferred_platform: str | None
+    joined_at: datetime | None = None
 
 
 def sync_org(session: Session, regions: Iterable[RegionRow], members: Iterable[MemberRow], now: datetime) -> None:
@@ -57,9 +58,10 @@ def sync_org(session: Session, regions: Iterable[RegionRow], members: Iterable[M
             existing.active = False
             session.add(existing)
     for m in wanted.values():
-        member = session.get(Member, m.id) or Member(id=m.id, name=m.name, joined_at=now)
+        member = session.get(Member, m.id) or Member(id=m.id, name=m.name)
         member.name, member.role, member.region, member.manager_id = m.name, m.role, m.region, m.manager_id
         member.daily_capacity, member.active, member.on_leave = m.daily_capacity, m.active, m.on_leave
         member.wecom_userid, member.feishu_open_id, member.dingtalk_userid = m.wecom_userid, m.feishu_open_id, m.dingtalk_userid
         member.preferred_platform = m.preferred_platform
+        member.joined_at = m.joined_at
         session.add(member)

@@ -107,7 +107,7 @@ async def test_unclear_followup_asks_which_lead(bot: SandboxDriver) -> None:
     owner = a["owner"]
     # Give the same rep a second lead by posting until the rotation comes back.
     second = None
-    for i in range(3):
+    for i in range(8):
         b = await bot.post_lead(**{**JIANGSU_LEAD, "company": f"无锡海川传感{i}", "phone": f"1380000000{i}", "contact": "赵刚"})
         if b["owner"] == owner:
             second = b
