@@ -386,7 +386,7 @@ def _unknown(key: str, path: str, allowed: Sequence[str], rule: str | None, inde
 
 def _bad(path: str, zh: str, en: str, rule: str | None, index: int | None) -> RuleError:
     zh_where, en_where = _where(rule, index)
-    return RuleError(path, f"{zh_where}`{path.split('.')[-1]}` {zh}", f"{en_where}`{path}` {en}", rule=rule, index=index)
+    return RuleError(path, f"{zh_where}字段 `{path.split('.')[-1]}`：{zh}", f"{en_where}`{path}` {en}", rule=rule, index=index)
 
 
 def _texts(value: Any, path: str, rule: str | None, index: int | None) -> tuple[str, ...]:
@@ -436,7 +436,7 @@ def _parse_when(raw: Any, rule: str, index: int) -> Condition:
     for name in _texts(raw["province"], "when.province", rule, index) if "province" in raw else ():
         full = canonical_province(name)
         if full is None:
-            raise _bad("when.province", f"中的 `{name}` 不是省级行政区名称", f"`{name}` is not a province-level division", rule, index)
+            raise _bad("when.province", f"`{name}` 不是省级行政区名称", f"`{name}` is not a province-level division", rule, index)
         provinces.append(full)
     budgets: dict[str, int | None] = {}
     for key in ("budget_gte", "budget_lt"):
@@ -476,13 +476,13 @@ def _parse_to(
         raise _bad(f"to.{kind}", "应为文本", "must be a text", rule, index)
     known: dict[str, Collection[str]] = {"region": region_names, "group": group_names, "rep": rep_ids}
     if kind == "pool" and value != "province":
-        raise _bad("to.pool", f"的值 `{value}` 无效，目前只支持 \"province\"（按线索省份所属区域）", "only \"province\" is supported", rule, index)
+        raise _bad("to.pool", f"`{value}` 无效，目前只支持 \"province\"（按线索省份所属区域）", "only \"province\" is supported", rule, index)
     if kind in known and known[kind] and value not in known[kind]:
         hint = get_close_matches(value, list(known[kind]), n=1, cutoff=0.5)
         label = {"region": "区域", "group": "分组", "rep": "销售"}[kind]
         raise _bad(
             f"to.{kind}",
-            f"中的{label} `{value}` 不存在" + (f"，是否指 `{hint[0]}`?" if hint else ""),
+            f"{label} `{value}` 不存在" + (f"，是否指 `{hint[0]}`?" if hint else ""),
             f"unknown {kind} `{value}`" + (f", did you mean `{hint[0]}`?" if hint else ""),
             rule,
             index,
@@ -635,7 +635,7 @@ def parse_assignment(
     for index, rule in enumerate(rules):
         if rule.to.kind == "group" and not any(g.name == rule.to.name for g in groups):
             hint = get_close_matches(rule.to.name or "", [g.name for g in groups], n=1, cutoff=0.5)
-            raise _bad("to.group", f"中的分组 `{rule.to.name}` 不存在" + (f"，是否指 `{hint[0]}`?" if hint else "（请在 [[assignment.groups]] 中定义）"), f"unknown group `{rule.to.name}`", rule.name, index)
+            raise _bad("to.group", f"分组 `{rule.to.name}` 不存在" + (f"，是否指 `{hint[0]}`?" if hint else "（请在 [[assignment.groups]] 中定义）"), f"unknown group `{rule.to.name}`", rule.name, index)
     return AssignmentRules(
         rules=rules,
         groups=groups,
