@@ -1,0 +1,396 @@
+"""What a sales message says about the deal: industry, intents, sentiment and our next action.
+
+All rules are data in ``nlp/data/lexicon/`` (industry.toml, intents.toml, sentiment.toml,
+actions.toml, typos.toml), reloaded within a few seconds of an edit. Matching runs on a
+*prepared* copy of the text: traditional characters mapped to simplified one by one and voice
+typos rewritten (报介单 → 报价单). Both mappings keep the length, so a phrase found in the
+prepared text is copied from the original text at the same offsets (把合同範本發過來 stays as
+written).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from nlp.lexicon import LexiconFile, as_list, lexicon_path
+
+INTENT_LABELS = ("sign_intent", "price_agreed", "upgrade_need", "complaint", "visit_planned",
+                 "sample_request", "quote_request", "churn_risk")
+
+
+def _alt(words: list[str] | tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+
+
+def _regex_alt(patterns: list[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+# ---------------------------------------------------------------- text preparation
+
+def _simplified_table() -> dict[int, str]:
+    """One-to-one traditional → simplified characters (zhconv's table, single characters only)."""
+    try:
+        import zhconv.zhconv as zc
+    except ImportError:  # zhconv is a dependency; without it traditional text just matches less
+        return {}
+    zc.loaddict()
+    table = zc.zhcdicts["zh2Hans"]
+    return {ord(k): v for k, v in table.items() if len(k) == 1 and len(v) == 1}
+
+
+_TO_SIMPLIFIED = _simplified_table()
+
+
+@dataclass(eq=False)
+class Typos:
+    """typos.toml, compiled: same-length rewrites."""
+
+    pattern: re.Pattern[str] | None
+    rewrite: dict[str, str]
+
+
+def _build_typos(data: dict[str, Any]) -> Typos:
+    rewrite = {str(k): str(v) for k, v in data.get("rewrite", {}).items()}
+    for k, v in rewrite.items():
+        if len(k) != len(v):
+            raise ValueError(f"typo rule {k!r} → {v!r} changes the length")
+    return Typos(re.compile(_alt(list(rewrite))) if rewrite else None, rewrite)
+
+
+_TYPOS: LexiconFile[Typos] = LexiconFile(lexicon_path("typos"), _build_typos)
+
+
+@lru_cache(maxsize=256)
+def _prepare_cached(text: str, typos: Typos) -> str:
+    out = text.translate(_TO_SIMPLIFIED)
+    if typos.pattern is not None:
+        out = typos.pattern.sub(lambda m: typos.rewrite[m.group(0)], out)
+    return out
+
+
+def prepare(text: str) -> str:
+    """The text as matched: simplified characters, typos fixed, same length as ``text``."""
+    return _prepare_cached(text, _TYPOS.get())
+
+
+# ---------------------------------------------------------------- industry
+
+@dataclass
+class IndustryRules:
+    """industry.toml, compiled: one alternation over every cue, cue → label."""
+
+    pattern: re.Pattern[str]
+    label_of: dict[str, str | None]
+
+
+def _cue_re(cue: str) -> str:
+    esc = re.escape(cue)
+    # Latin cues (3C, WMS, ICU) must not sit inside a longer code or word.
+    if cue[:1].isascii() and cue[:1].isalnum():
+        esc = r"(?<![A-Za-z0-9])" + esc
+    if cue[-1:].isascii() and cue[-1:].isalpha():
+        esc += r"(?![A-Za-z])"
+    return esc
+
+
+def _build_industry(data: dict[str, Any]) -> IndustryRules:
+    label_of: dict[str, str | None] = {}
+    for label, cues in data["labels"].items():
+        for cue in as_list(cues):
+            label_of.setdefault(cue, None if label == "none" else label)
+    cues = sorted(label_of, key=len, reverse=True)
+    return IndustryRules(re.compile("|".join(_cue_re(c) for c in cues)), label_of)
+
+
+_INDUSTRY: LexiconFile[IndustryRules] = LexiconFile(lexicon_path("industry"), _build_industry)
+_MEASURE_BEFORE_JIA = frozenset("那这一哪每几两某")
+_OURS_BEFORE = re.compile(r"(?:我们的|我们|我司|咱们的|我们家)$")
+
+
+def classify_industry(text: str) -> str | None:
+    """The customer's industry from the closed label list (leftmost cue wins), or None."""
+    rules = _INDUSTRY.get()
+    prepared = prepare(text)
+    pos = 0
+    while True:
+        m = rules.pattern.search(prepared, pos)
+        if m is None:
+            return None
+        pos = m.start() + 1
+        if _OURS_BEFORE.search(prepared, max(0, m.start() - 4), m.start()):
+            continue  # our own product line is not the customer's industry
+        if m.group(0)[0] == "家" and prepared[m.start() - 1:m.start()] in _MEASURE_BEFORE_JIA:
+            continue  # 那家电动车整车厂: 家 belongs to 那家, not to 家电
+        return rules.label_of.get(m.group(0))
+
+
+# ---------------------------------------------------------------- intents
+
+@dataclass(eq=False)
+class IntentRules:
+    """intents.toml, compiled: per label, a pattern and an optional exception pattern."""
+
+    rules: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]]
+
+
+def _build_intents(data: dict[str, Any]) -> IntentRules:
+    rules = []
+    for label in INTENT_LABELS:
+        spec = data.get(label, {})
+        pats = as_list(spec.get("patterns"))
+        if not pats:
+            continue
+        exc = as_list(spec.get("except"))
+        rules.append((label, re.compile(_regex_alt(pats)), re.compile(_regex_alt(exc)) if exc else None))
+    return IntentRules(rules)
+
+
+_INTENTS: LexiconFile[IntentRules] = LexiconFile(lexicon_path("intents"), _build_intents)
+
+
+def _blank(m: re.Match[str]) -> str:
+    return "\u3000" * len(m.group(0))
+
+
+@lru_cache(maxsize=256)
+def _intents_cached(prepared: str, rules: IntentRules) -> tuple[str, ...]:
+    out = []
+    for label, pat, exc in rules.rules:
+        body = exc.sub(_blank, prepared) if exc is not None else prepared
+        if pat.search(body):
+            out.append(label)
+    return tuple(out)
+
+
+def classify_intents(text: str) -> list[str]:
+    """The intents the text states about the customer side (subset of the eight labels)."""
+    return list(_intents_cached(prepare(text), _INTENTS.get()))
+
+
+# ---------------------------------------------------------------- sentiment
+
+@dataclass
+class SentimentRules:
+    """sentiment.toml, compiled."""
+
+    negative: re.Pattern[str]
+    positive: re.Pattern[str]
+    exceptions: re.Pattern[str] | None
+
+
+def _build_sentiment(data: dict[str, Any]) -> SentimentRules:
+    exc = as_list(data.get("except"))
+    return SentimentRules(re.compile(_regex_alt(as_list(data["negative"]))),
+                          re.compile(_regex_alt(as_list(data["positive"]))),
+                          re.compile(_regex_alt(exc)) if exc else None)
+
+
+_SENTIMENT: LexiconFile[SentimentRules] = LexiconFile(lexicon_path("sentiment"), _build_sentiment)
+
+
+def classify_sentiment(text: str) -> str:
+    """The customer's attitude: ``"negative"``, ``"positive"`` or ``"neutral"``."""
+    rules = _SENTIMENT.get()
+    prepared = prepare(text)
+    body = rules.exceptions.sub(_blank, prepared) if rules.exceptions is not None else prepared
+    if rules.negative.search(body):
+        return "negative"
+    if rules.positive.search(body):
+        return "positive"
+    intents = _intents_cached(prepared, _INTENTS.get())
+    if "sign_intent" in intents or "price_agreed" in intents:
+        return "positive"
+    return "neutral"
+
+
+# ---------------------------------------------------------------- next action
+
+_DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明日|今早|当天|那天|"
+         r"下下(?:周|星期)[一二三四五六日天]?|下个?(?:周|星期)[一二三四五六日天末]?|这周[一二三四五六日天末]?|本周[一二三四五六日天]?|"
+         r"(?:周|星期)[一二三四五六日天末]|周末|下个月(?:底|初)?|月底|月初|本月|年底|年末|年前|年后|"
+         r"节前最后一天|节后第一天|节后上班第一天|节前|节后|(?:春节|国庆|五一|清明|端午|中秋|元旦)(?:假期)?(?:前|后|当天|那天)?|"
+         r"初[一二三四五六七八九十]|\d{1,2}月\d{1,2}[日号]?|\d{1,2}[日号]|"
+         r"[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}[日号]|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份|上旬|中旬|下旬|初|底)?|"
+         r"上旬|中旬|下旬|上午|下午|晚上|早上|中午|一早|\d{1,2}[点:：]\d{0,2}半?|[一二三四五六七八九十]{1,3}点半?|"
+         r"[一二三四五六七八九十两\d]{1,2}(?:天|周|个工作日)(?:之内|内))(?:之前|以前|前|之内|内|后|的时候)?)")
+_DATE_RE = re.compile(_DATE)
+_CLAUSE_END = re.compile(r"[，,。！!？?；;\n]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
+_OUR_LINE = re.compile(r"(?m)^我\s*(?:[:：]\s*|[\d月日\-: ]{5,}\n)")
+_SPEAKER_LINE = re.compile(r"(?m)^[^\s:：，,。]{1,12}[:：]")
+_QUESTION = re.compile(r"能(?:不能)?来\s*(.{1,24}?)\s*吗")
+_AGREE = re.compile(r"(?m)^我\s*(?:[:：]|[\d月日\-: ]{5,}\n)\s*(?:没问题|好的|可以|行|OK|ok|收到)")
+_THREAT = re.compile(r"(?:不|没)((?:补齐|补发|重开|重发|退款|赔|更换|换|整改|处理|解决|答复|回复|修好|发货|到货)[^，。,\s]{0,3}?)就")
+_BARE_GO = re.compile(r"(?:再去|去)(?!了)")
+_DEMONSTRATIVE = re.compile(r"(?:这批|那批|这个|那个|这台|那台|这些|那些|这套|那套|这份|那份)")
+_OBJECT_NOUN = re.compile(r"(?:合同|版|报价单?|资料|方案|图纸|单子?|协议|样品|发票|清单|报告|参数|货)$")
+
+
+@dataclass
+class ActionRules:
+    """actions.toml, compiled."""
+
+    request: re.Pattern[str]
+    self_: re.Pattern[str]
+    self_verbs: re.Pattern[str]
+    promise: re.Pattern[str]
+    verbs: re.Pattern[str]
+    lead_strip: re.Pattern[str]
+    not_after: tuple[str, ...]
+
+
+def _build_actions(data: dict[str, Any]) -> ActionRules:
+    strip = _alt(as_list(data["strip_words"]))
+    return ActionRules(
+        request=re.compile(f"(?<![申邀聘])(?:{_alt(as_list(data['request_markers']))})"),
+        self_=re.compile(_alt(as_list(data["self_markers"]))),
+        self_verbs=re.compile(f"我们?(?:[A-Za-z]{{2,12}}|[\u4e00-\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
+                              f"(?:[^，,。！!？?\\s]{{0,4}}?)(?:{_alt(as_list(data['self_verbs']))})(?![的了过])"),
+        promise=re.compile(_alt(as_list(data["promise_markers"]))),
+        verbs=re.compile(_alt(as_list(data["action_verbs"]))),
+        lead_strip=re.compile(f"^(?:{strip}|在|{_DATE})+"),
+        not_after=tuple(as_list(data.get("not_action_after"))),
+    )
+
+
+_ACTIONS: LexiconFile[ActionRules] = LexiconFile(lexicon_path("actions"), _build_actions)
+
+
+def _clause_end(prepared: str, start: int) -> int:
+    m = _CLAUSE_END.search(prepared, start)
+    return m.start() if m else len(prepared)
+
+
+def _clause_start(prepared: str, end: int) -> int:
+    best = 0
+    for m in _CLAUSE_END.finditer(prepared, 0, end):
+        best = m.end()
+    return best
+
+
+def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRules) -> str | None:
+    """The action phrase of prepared[start:end], copied from ``original`` without dates and fillers."""
+    keep = [True] * (end - start)
+    for m in _DATE_RE.finditer(prepared, start, end):
+        for i in range(m.start(), m.end()):
+            keep[i - start] = False
+    for m in _DEMONSTRATIVE.finditer(prepared, start, end):
+        for i in range(m.start(), m.end()):
+            keep[i - start] = False
+    kept_idx = [start + i for i, k in enumerate(keep) if k]
+    text_p = "".join(prepared[i] for i in kept_idx)
+    m = rules.lead_strip.match(text_p)
+    lead = m.end() if m else 0
+    tail = len(text_p)
+    while tail > lead and text_p[tail - 1] in "的了吧啊呢哈嘛 ":
+        tail -= 1
+    if text_p[lead:tail].endswith("一下"):
+        tail -= 2
+    idx = kept_idx[lead:tail]
+    phrase_p = "".join(prepared[i] for i in idx)
+    if len(phrase_p) < 2 or not rules.verbs.search(phrase_p):
+        return None
+    return "".join(original[i] for i in idx).strip()
+
+
+def _candidates(original: str, prepared: str, rules: ActionRules) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    first: list[tuple[int, str]] = []
+    fallback: list[tuple[int, str]] = []
+
+    def add(bucket: list[tuple[int, str]], pos: int, start: int, end: int) -> None:
+        ph = _phrase(original, prepared, start, end, rules)
+        if ph:
+            bucket.append((pos, ph))
+
+    # The customer asks us (让我们…, 请…, 希望…, 约我们…), possibly with the object first (合同让我们…发过去).
+    for m in rules.request.finditer(prepared):
+        c0 = _clause_start(prepared, m.start())
+        head = prepared[c0:m.start()]
+        if any(head.endswith(w) or w in head for w in rules.not_after):
+            continue
+        end = _clause_end(prepared, m.end())
+        ph = _phrase(original, prepared, m.end(), end, rules)
+        if not ph:
+            continue
+        if 0 < len(head) <= 6 and _OBJECT_NOUN.search(head):
+            ph = original[c0:m.start()].strip() + ph
+        first.append((m.start(), ph))
+    # The rep's own to-do (记得…, 我们得…, 说好…的).
+    for m in rules.self_.finditer(prepared):
+        add(first, m.start(), m.end(), _clause_end(prepared, m.end()))
+    # 我说物流初七才恢复，初七一早安排发货: the first clause of what the rep said that is an action.
+    for m in re.finditer("我说", prepared):
+        pos = m.end()
+        sentence_end = re.compile("[。！!？?\n]").search(prepared, pos)
+        stop = sentence_end.start() if sentence_end else len(prepared)
+        while pos < stop:
+            end = min(_clause_end(prepared, pos), stop)
+            dm = re.match(f"(?:{_DATE}|\\s)*", prepared[pos:end])
+            body = pos + (dm.end() if dm else 0)
+            if rules.verbs.match(prepared, body):
+                add(first, m.start(), body, end)
+                break
+            pos = end + 1
+    # 下周我再去拜访一次, 下下周三我们带技术过去, 明天我过去续签借用单.
+    for m in rules.self_verbs.finditer(prepared):
+        if prepared[max(0, m.start() - 1):m.start()] in ("让", "叫", "要", "约", "给", "跟", "找"):
+            continue
+        c0 = _clause_start(prepared, m.start())
+        verb_at = m.start() + 1
+        while verb_at < m.end() and prepared[verb_at] in "们":
+            verb_at += 1
+        add(first, m.start(), verb_at, _clause_end(prepared, m.end()))
+        del c0
+    # Our chat lines (我: …) and named speakers promising for us (周凯: …我带两个工程师过去装).
+    for m in _OUR_LINE.finditer(prepared):
+        line_end = prepared.find("\n", m.end())
+        line_end = len(prepared) if line_end < 0 else line_end
+        pos = m.end()
+        while pos < line_end:
+            end = min(_clause_end(prepared, pos), line_end)
+            ph = _phrase(original, prepared, pos, end, rules)
+            if ph:
+                first.append((pos, ph))
+                break
+            pos = end + 1
+    for m in _SPEAKER_LINE.finditer(prepared):
+        line_end = prepared.find("\n", m.end())
+        line_end = len(prepared) if line_end < 0 else line_end
+        pm = rules.promise.search(prepared, m.end(), line_end)
+        if pm:
+            c0 = max(_clause_start(prepared, pm.start()), m.end())
+            add(first, pm.start(), c0, min(_clause_end(prepared, pm.end()), line_end))
+    # A condition the customer sets (这周不补齐就扣货款 → 补齐).
+    for m in _THREAT.finditer(prepared):
+        first.append((m.start(), original[m.start(1):m.end(1)]))
+    # Fallbacks: the customer asks us over (能来 office 聊下 solution 吗) and we agree; a bare 去… plan.
+    if _AGREE.search(prepared):
+        for m in _QUESTION.finditer(prepared):
+            fallback.append((m.start(), "去" + original[m.start(1):m.end(1)].strip()))
+    pos = 0
+    while pos < len(prepared):
+        end = _clause_end(prepared, pos)
+        dm = re.match(f"(?:{_DATE}|\\s)*", prepared[pos:end])
+        body_at = pos + (dm.end() if dm else 0)
+        if _BARE_GO.match(prepared, body_at):
+            add(fallback, body_at, body_at, end)
+        pos = end + 1
+    return first, fallback
+
+
+def extract_next_action(text: str) -> str | None:
+    """The first concrete action of our side as a short verb phrase, or None.
+
+    None when only the customer acts, when the customer merely wants something, or when the
+    instruction is to the bot itself.
+    """
+    rules = _ACTIONS.get()
+    prepared = prepare(text)
+    first, fallback = _candidates(text, prepared, rules)
+    pool = first or fallback
+    if not pool:
+        return None
+    return min(pool, key=lambda c: c[0])[1]
