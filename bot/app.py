@@ -48,6 +48,12 @@ def org_rows(settings: Settings) -> tuple[list[RegionRow], list[MemberRow]]:
     return regions, members
 
 
+def handler_context(settings: Settings, clock: Clock) -> HandlerContext:
+    """What handlers get from ``settings``: clock, signing secret, rules, enabled platforms."""
+    enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
+    return HandlerContext(clock=clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -79,8 +85,7 @@ def create_app(
 
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         db = app[DATABASE]
-        enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
-        ctx = HandlerContext(clock=the_clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled)
+        ctx = handler_context(settings, the_clock)
         adapters: list[PlatformAdapter] = []
         if settings.platform_enabled("sandbox"):
             adapters.append(sandbox.SandboxAdapter(db, the_clock))

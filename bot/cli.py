@@ -70,12 +70,12 @@ def _run_server(settings: Settings, banner: str) -> int:
 
     app = create_app(settings)
 
-    async def announce(_app: web.Application) -> None:
+    def announce(_default_message: str) -> None:
+        # run_app calls this once the socket is listening, so the URL works when shown.
         print(banner, flush=True)
 
-    app.on_startup.append(announce)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+        web.run_app(app, host=settings.host, port=settings.port, print=announce, access_log=None)
     except SchemaOutOfDate as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -93,17 +93,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def seed_demo(settings: Settings, now: datetime) -> list[int]:
     """Create the demo organisation's sample leads (the cards go to the reps' sandbox chats)."""
-    from bot.app import org_rows
+    from bot.app import handler_context, org_rows
     from bot.gateway import Gateway
     from handlers import leads
-    from handlers.context import HandlerContext, SystemClock
+    from handlers.context import SystemClock
     from store.db import Database
     from store.org import sync_org
 
     db = Database(settings.database_url)
     try:
         regions, members = org_rows(settings)
-        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, rules=settings.assignment)
+        ctx = handler_context(settings, SystemClock())
         gateway = Gateway(db, ctx, [])
         ids = []
 
@@ -175,9 +175,9 @@ def read_table(path: Path) -> list[dict[str, object]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Bulk lead intake with a per-row report of rejects."""
-    from bot.app import org_rows
+    from bot.app import handler_context, org_rows
     from bot.gateway import Gateway
-    from handlers.context import HandlerContext, SystemClock
+    from handlers.context import SystemClock
     from handlers.imports import import_rows
     from store.db import Database
     from store.org import sync_org
@@ -194,7 +194,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     db = Database(settings.database_url)
     try:
-        ctx = HandlerContext(clock=SystemClock(), secret=settings.secret, rules=settings.assignment)
+        ctx = handler_context(settings, SystemClock())
         gateway = Gateway(db, ctx, [])
 
         regions, members = org_rows(settings)

@@ -130,6 +130,15 @@ def _line_of(text: str, key: str, occurrence: int = 0, after: str | None = None,
     return start + 1 if after is not None and not strict else None
 
 
+def _header_line(text: str, section: str) -> int | None:
+    """Line of the first ``[section]``, ``[section.x]`` or ``[[section]]`` header."""
+    for i, line in enumerate(text.splitlines()):
+        head = line.strip().lstrip("[").rstrip("]")
+        if line.strip().startswith("[") and (head == section or head.startswith(section + ".")):
+            return i + 1
+    return None
+
+
 def _set_path(data: dict[str, Any], path: list[str], value: str) -> None:
     node = data
     for part in path[:-1]:
@@ -207,7 +216,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         if key not in known_top:
             hint = get_close_matches(key, known_top, n=1)
             did = f"，是否指 `{hint[0]}`?" if hint else ""
-            raise ConfigError(origin, _line_of(text, key) or _line_of(text, f"[{key}]"), key, f"未知的配置节{did}", f"unknown section{f' (did you mean {hint[0]}?)' if hint else ''}")
+            raise ConfigError(origin, _header_line(text, key) or _line_of(text, key), key, f"未知的配置节{did}", f"unknown section{f' (did you mean {hint[0]}?)' if hint else ''}")
 
     base_dir = Path(origin).resolve().parent
     db = data.get("database", {})

@@ -59,14 +59,20 @@ class Delivered:
     handle_expires_at: datetime | None = None
 
 
+def recipient_for(platform: str, member: Member) -> str | None:
+    """The member's user id on ``platform`` (from leadbot.toml), or None."""
+    return {
+        "sandbox": member.id,
+        "wecom": member.wecom_userid,
+        "feishu": member.feishu_open_id,
+        "dingtalk": member.dingtalk_userid,
+    }.get(platform)
+
+
 class PlatformAdapter(Protocol):
     """One per platform, in ``bot/<platform>.py``."""
 
     name: str
-
-    def recipient_for(self, member: Member) -> str | None:
-        """The member's user id on this platform, or None."""
-        ...
 
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:
         """Send one outbox message; raise :class:`DeliveryError` on failure."""
@@ -199,10 +205,9 @@ class Gateway:
             preferred.append(member.preferred_platform)
         preferred += [p for p in ("wecom", "feishu", "dingtalk", "sandbox") if p not in preferred]
         for name in preferred:
-            adapter = self.adapters.get(name)
-            if adapter is None:
+            if name not in self.ctx.enabled_platforms:
                 continue
-            recipient = adapter.recipient_for(member)
+            recipient = recipient_for(name, member)
             if recipient:
                 return name, recipient, member.id
         return None, None, member.id

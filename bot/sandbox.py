@@ -39,9 +39,6 @@ class SandboxAdapter:
         self.db = db
         self.clock = clock
 
-    def recipient_for(self, member: Member) -> str | None:
-        return member.id
-
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:
         payload = json.loads(msg.payload)
         text = payload.get("text", "")
