@@ -31,8 +31,11 @@ _MEASURE = set("只台套个件片吨米人次条张箱颗支根瓶盒包袋双�
 _CN_NUM_CHARS = "零〇一二两三四五六七八九十百千几"
 
 _NUMERAL = (
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-    r"|[零〇一二两三四五六七八九十百千几]+(?:多(?=[万亿wW块元]))?)"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+多(?=[万亿wW块元])|\d+(?:\.\d+)?"
+    # A Chinese run either has 十/百/千 in it or is followed by a unit, 个 or a range
+    # separator: bare 一/三 (一家, 三台) are not worth a candidate.
+    r"|(?:[零〇一二两三四五六七八九几]*[十百千][零〇一二两三四五六七八九十百千几]*"
+    r"|[零〇一二两三四五六七八九几]+(?=\s*来?\s*个?\s*[万亿wWkK元块个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
 )
 # One amount candidate: optional currency prefix, the numeral, its multiplier, a tail
 # digit (二十七万五), a currency word and a 角 tail (十六块八).
@@ -41,9 +44,10 @@ _CANDIDATE = re.compile(
     + _NUMERAL
     + r"(?P<lai>来)?"
     r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])))?"
-    r"(?P<tail>[一二三四五六七八九](?![零〇一二两三四五六七八九十百千万亿个台套只件]))?"
-    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|RMB|rmb|CNY))?"
-    r"(?P<jiao>(?<=块)(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿]))?"
+    r"(?P<sub>(?<=[万亿])(?:[一二两三四五六七八九]|[1-9])千(?:零?[一二三四五六七八九]百?)?)?"
+    r"(?P<tail>(?:[一二三四五六七八九]|(?<=[万wW])[1-9](?![\d.]))(?![零〇二两三四五六七八九十百千万亿个台套只件]|一(?![台套只个件次批张])))?"
+    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|RMB|rmb|CNY|人民币))?"
+    r"(?P<jiao>(?<=块)(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢)\s*$", re.I)
@@ -119,6 +123,14 @@ def _cn_int_exact(s: str) -> int | None:
 
 def _numeral(text: str) -> tuple[float, float] | None:
     if text[0].isdigit():
+        if text.endswith("多"):
+            # 50多万 = 51..59万, like 五十几万; 100多万 = 110..190万.
+            n = int(text[:-1])
+            zeros = len(text[:-1]) - len(text[:-1].rstrip("0"))
+            if zeros == 0:
+                return float(n), float(n)
+            step = 10 ** (zeros - 1)
+            return float(n + step), float(n + 9 * step)
         v = float(text.replace(",", ""))
         return v, v
     if text.endswith("多"):
@@ -170,6 +182,17 @@ def _scan(t: str) -> list[_Cand]:
         if num[0] in "零〇" or num in ("十", "百", "千"):
             if not m.group("unit") and not m.group("cur"):
                 continue
+        if not (m.group("unit") or m.group("cur") or m.group("pre") or m.group("lai")):
+            # Most bare numbers (一家, 3台, 2号) are not money: keep only those a later rule
+            # may use (range starts, 八十个 slang, 一千三-style prices, labelled figures).
+            nxt = t[m.end():m.end() + 3].lstrip()[:1]
+            if not (
+                (nxt and nxt in "-~到至—")
+                or nxt == "个"
+                or (not num[0].isdigit() and ("百" in num or "千" in num))
+                or (num[0].isdigit() and _PRICE_LABEL.search(t[max(0, m.start() - 8):m.start()]))
+            ):
+                continue
         value = _numeral(num)
         if value is None:
             continue
@@ -179,8 +202,19 @@ def _scan(t: str) -> list[_Cand]:
         tail = m.group("tail")
         cur = m.group("cur")
         end = m.end()
+        sub = m.group("sub")
+        if sub and unit in ("万", "亿") and lo == hi:
+            sv = _cn_int(re.sub(r"\d", lambda d: "零一二三四五六七八九"[int(d.group(0))], sub))
+            if sv is None:
+                end = m.start("sub")
+                tail = cur = None
+            else:
+                lo = hi = lo * mult + sv[0] * (mult // 10_000)
+                mult = 1
+                tail = None
         if tail and unit in ("万", "亿", "w", "W") and lo == hi and num[-1] not in "几多":
-            lo = hi = lo * mult + _DIGIT[tail] * mult / 10
+            tv = int(tail) if tail.isdigit() else _DIGIT[tail]
+            lo = hi = lo * mult + tv * mult / 10
             mult = 1
         elif tail:
             # A tail digit that is not a colloquial tail (e.g. 元 missing): do not swallow it.
@@ -193,7 +227,7 @@ def _scan(t: str) -> list[_Cand]:
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
             small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
-            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的" or nxt.isalpha() or small_cn):
+            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的" or (nxt.isascii() and nxt.isalpha()) or small_cn):
                 # 两块电路板: 块 is a measure word here.
                 cur = None
                 end = m.start("cur")
@@ -216,7 +250,8 @@ def _is_money(c: _Cand, t: str) -> bool:
         return False
     if c.money:
         return True
-    if after[:1] in _MEASURE and not re.match(r"^(?:个[wW万亿]|平方|分之)", after):
+    counted = after.lstrip("多余来 ")
+    if (counted[:1] in _MEASURE or counted.startswith(("小时", "字", "块"))) and not re.match(r"^(?:个[wW万亿])", counted):
         return False
     if c.unit in ("w", "W") and not c.chinese and (
         _WATT_CONTEXT.search(t[max(0, c.start - 6):c.start]) or _WATT_CONTEXT.match(after)
@@ -224,6 +259,8 @@ def _is_money(c: _Cand, t: str) -> bool:
         return False
     if c.unit in ("万", "亿", "w", "W"):
         return True
+    if c.unit in ("k", "K") and re.search(r"(?:分辨率|像素|画质|显示|屏|视频|摄像|电视)", t[max(0, c.start - 6):c.start]):
+        return False
     if c.unit in ("k", "K"):
         # 2.3k? / 3k左右 are prices; 4K显示器, 10kV are not.
         return not re.match(r"^[A-Za-z]", after) and not re.match(r"^[\u4e00-\u9fff](?<![左上以一每元块的吧啊呢了])", after)
@@ -241,7 +278,13 @@ def _bare_price(c: _Cand, t: str) -> bool:
     if c.lo < 100 or c.lo != c.hi:
         return False
     around = before + t[c.end:c.end + 4]
-    return bool(_PRICE_CONTEXT.search(around))
+    if _PRICE_CONTEXT.search(around):
+        return True
+    # A colloquial tail (两千四, 七百八) said with 左右/上下 or "per unit" is a price.
+    num = t[c.start:c.end]
+    return bool(re.search(r"[千百][一二三四五六七八九]$", num)) and bool(
+        re.match(r"^\s*(?:左右|上下|一[台套个只件])", after + t[c.end + 4:c.end + 6])
+    )
 
 
 def _bound_span(t: str, start: int, end: int) -> tuple[int, int]:

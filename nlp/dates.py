@@ -205,12 +205,39 @@ class _Hit:
 
 
 _Resolver = Callable[[re.Match[str], date], date | None]
-_RULES: list[tuple[re.Pattern[str], str, _Resolver]] = []
+# The characters a rule's match can start with: a leading lookahead on them lets the
+# regex engine skip most positions cheaply.
+_FIRST_CHARS: dict[str, str] = {
+    "_relative_day": "[大前昨琴寻今明后听]",
+    "_holiday_day": "[元春过新清五劳端中国除大年双十]",
+    "_holiday_relative": "[元春过新清五劳端中国除大年双十]",
+    "_holiday_span": "[元春过新清五劳端中国除大年双十]",
+    "_bare_tod": "[上下]",
+    "_weekday": "[下上这本周星礼]",
+    "_week": "[下上这本]",
+    "_quarter": "[今明来去后前2\\dQ第一二三四]",
+    "_rel_quarter": "[本这当下上季]",
+    "_unnamed_holiday": "[节放收假]",
+    "_within": "[\\d一二三四五六七八九十两半]",
+    "_month_day": "[今明来去后前\\d一二三四五六七八九十两]",
+    "_month": "[今明来去后前\\d一二三四五六七八九十两]",
+    "_day_of_month": "[\\d一二三四五六七八九十两]",
+    "_year": "[今明来去后前本2]",
+    "_half": "[今明来去后前2\\d上下]",
+    "_rel_month": "[下上这本当]",
+    "_lunar_new_year_day": "[正大初元]",
+}
+_RULES: list[tuple[re.Pattern[str], re.Pattern[str], str, _Resolver]] = []
 
 
-def _rule(pattern: str, kind: str = "day") -> Callable[[_Resolver], _Resolver]:
+def _rule(pattern: str, gate: str, kind: str = "day") -> Callable[[_Resolver], _Resolver]:
+    """Register a rule. ``gate`` is a cheap pattern the text must contain for the rule to
+    be tried at all: most messages name no quarter or holiday, and the full patterns,
+    which start with optional prefixes, are slow to scan."""
     def deco(fn: _Resolver) -> _Resolver:
-        _RULES.append((re.compile(pattern), kind, fn))
+        first = _FIRST_CHARS.get(fn.__name__)
+        full = f"(?={first}){pattern}" if first else pattern
+        _RULES.append((re.compile(gate), re.compile(full), kind, fn))
         return fn
     return deco
 
@@ -231,17 +258,17 @@ _REL_DAYS = {
     "大前天": -3, "前天": -2, "昨天": -1, "昨日": -1, "昨晚": -1, "昨儿": -1, "琴日": -1, "寻日": -1,
     "今天": 0, "今日": 0, "今早": 0, "今晚": 0, "今晨": 0, "今夜": 0, "今儿": 0, "今朝": 0, "今个": 0,
     "明天": 1, "明日": 1, "明早": 1, "明晚": 1, "明儿": 1, "听日": 1, "明朝": 1,
-    "后天": 2, "大后天": 3,
+    "后天": 2, "后日": 2, "听朝": 1, "大后天": 3,
 }
 
 
 @_rule(r"(?P<w>大前天|大后天|前天|昨天|昨日|昨晚|昨儿|琴日|寻日|今天|今日|今早|今晚|今晨|今夜|今儿|今朝|今个"
-       r"|明天|明日|明早|明晚|明儿|听日|明朝(?![代朝人时])|后天(?!性))" + _TOD + _BOUND)
+       r"|明天|明日|明早|明晚|明儿|听日|听朝|明朝(?![代朝人时])|后天(?!性)|(?<![之以今前日])后日)" + _TOD + _BOUND, "[天日早晚朝儿个夜晨]")
 def _relative_day(m: re.Match[str], ref: date) -> date | None:
     return ref + timedelta(days=_REL_DAYS[m.group("w")])
 
 
-@_rule(r"(?<![今明昨天日早晚号周末])(?:上午|下午)" + _TOD, kind="tod")
+@_rule(r"(?<![今明昨天日早晚号周末])(?:上午|下午)" + _TOD, "午", kind="tod")
 def _bare_tod(m: re.Match[str], ref: date) -> date | None:
     return ref
 
@@ -249,7 +276,7 @@ def _bare_tod(m: re.Match[str], ref: date) -> date | None:
 @_rule(
     r"(?<![每隔一两几\d个])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
     r"(?![一二三四五六七八九十\d])(?!(?<=一)[共起样直下点些定般致切次遍])" + _TOD + _BOUND
-)
+, "[周期拜]")
 def _weekday(m: re.Match[str], ref: date) -> date | None:
     wd = _WEEKDAY[m.group("wd")]
     off = _week_offset(m.group("wp"))
@@ -263,23 +290,23 @@ def _weekday(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(r"(?<![每隔一两三四几\d])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本)(?:周|星期|礼拜)(?![二三四五六日天2-7年]|一(?![共起样直下点些定般致切次遍]))"
-       r"(?:末)?(?:内|之内|以内|前|之前)?")
+       r"(?:末)?(?:内|之内|以内|前|之前)?", "[周期拜]")
 def _week(m: re.Match[str], ref: date) -> date | None:
     off = _week_offset(m.group("wp"))
     return None if off is None else _week_monday(ref, off) + timedelta(days=6)
 
 
-@_rule(r"(?<![每个双一两三四几上下这本])周末(?:前|之前)?(?!愉快|快乐|好|玩|开心)")
+@_rule(r"(?<![每个双一两三四几上下这本])周末(?:前|之前)?(?!愉快|快乐|好|玩|开心)", "周末")
 def _weekend(m: re.Match[str], ref: date) -> date | None:
     return _week_monday(ref, 0) + timedelta(days=6)
 
 
-@_rule(r"(?<![\d.\-/A-Za-z])(?P<y>20\d\d)[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})(?:日|号)?(?![\d])" + _TOD + _BOUND)
+@_rule(r"(?<![\d.\-/A-Za-z])(?P<y>20\d\d)[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})(?:日|号)?(?![\d])" + _TOD + _BOUND, "\\d[-/.年]\\d")
 def _full_date(m: re.Match[str], ref: date) -> date | None:
     return _safe_date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
 
 
-@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z])(?P<m>" + _N + r")月(?P<d>" + _N + r")(?:日|号)?(?![\d万])" + _TOD + _BOUND)
+@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z])(?P<m>" + _N + r")月(?P<d>" + _N + r")(?:日|号)?(?![\d万])" + _TOD + _BOUND, "月")
 def _month_day(m: re.Match[str], ref: date) -> date | None:
     mo, d = _num(m.group("m")), _num(m.group("d"))
     if mo is None or d is None or not (1 <= mo <= 12 and 1 <= d <= 31):
@@ -290,7 +317,7 @@ def _month_day(m: re.Match[str], ref: date) -> date | None:
     return _closest([_safe_date(ref.year + k, mo, d) for k in (-1, 0, 1)], ref)
 
 
-@_rule(r"(?P<rm>下下个?|下个?|上个?|这个?|本|当)月(?P<d>" + _N + r")(?:日|号)" + _TOD + _BOUND)
+@_rule(r"(?P<rm>下下个?|下个?|上个?|这个?|本|当)月(?P<d>" + _N + r")(?:日|号)" + _TOD + _BOUND, "月")
 def _rel_month_day(m: re.Match[str], ref: date) -> date | None:
     off = {"下下": 2, "下": 1, "上": -1, "这": 0, "本": 0, "当": 0}[m.group("rm").replace("个", "")]
     d = _num(m.group("d"))
@@ -311,7 +338,7 @@ _HAO_THING = set(
 )
 
 
-@_rule(r"(?<![\dA-Za-z第型编单账几月\-#])(?P<d>" + _N + r")(?P<u>号|日)(?![\d])" + _TOD + _BOUND)
+@_rule(r"(?<![\dA-Za-z第型编单账几月\-#])(?P<d>" + _N + r")(?P<u>号|日)(?![\d])" + _TOD + _BOUND, "[号日]")
 def _day_of_month(m: re.Match[str], ref: date) -> date | None:
     d = _num(m.group("d"))
     if d is None or not 1 <= d <= 31:
@@ -342,7 +369,7 @@ def _month_part(y: int, mo: int, part: str | None) -> date:
     return _month_end(y, mo)
 
 
-@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z个几])(?P<m>" + _N + r")月(?![\d一二三四五六七八九十])" + _PART + r"(?:前|之前|以前|内|之内|左右)?")
+@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z个几])(?P<m>" + _N + r")月(?![\d一二三四五六七八九十])" + _PART + r"(?:前|之前|以前|内|之内|左右)?", "月")
 def _month(m: re.Match[str], ref: date) -> date | None:
     mo = _num(m.group("m"))
     if mo is None or not 1 <= mo <= 12:
@@ -357,7 +384,7 @@ def _month(m: re.Match[str], ref: date) -> date | None:
     return _month_part(year, mo, m.group("part"))
 
 
-@_rule(r"(?<![\d一二三四五六七八九十])(?P<m1>[一二三四五六七八九]|1[0-1]|[1-9])(?P<m2>[二三四五六七八九十]|1[0-2]|[2-9])月份?")
+@_rule(r"(?<![\d一二三四五六七八九十])(?P<m1>[一二三四五六七八九]|1[0-1]|[1-9])(?P<m2>[二三四五六七八九十]|1[0-2]|[2-9])月份?", "月")
 def _month_span(m: re.Match[str], ref: date) -> date | None:
     a, b = _num(m.group("m1")), _num(m.group("m2"))
     if a is None or b is None or not (1 <= a < b <= 12 and b - a <= 2):
@@ -367,7 +394,7 @@ def _month_span(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(r"(?<![每几两三四\d])(?P<rm>下下个?|下个?|上上个?|上个?|这个?|本|当)月" + _PART.replace("份)?", "份|内|之内)?")
-       + r"(?:前|之前|以前|内|之内)?")
+       + r"(?:前|之前|以前|内|之内)?", "月")
 def _rel_month(m: re.Match[str], ref: date) -> date | None:
     off = {"下下": 2, "下": 1, "上上": -2, "上": -1, "这": 0, "本": 0, "当": 0}[m.group("rm").replace("个", "")]
     y, mo = _add_months(ref.year, ref.month, off)
@@ -375,12 +402,12 @@ def _rel_month(m: re.Match[str], ref: date) -> date | None:
     return _month_part(y, mo, None if part in ("内", "之内", "份") else part)
 
 
-@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上旬|中旬|下旬))(?:前|之前|以前)?")
+@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]")
 def _bare_month_part(m: re.Match[str], ref: date) -> date | None:
     return _month_part(ref.year, ref.month, m.group("part") or m.group("p2"))
 
 
-@_rule(r"(?:" + _YEAR + r")?(?:Q(?P<q>[1-4])(?![\d])|第?(?P<qc>[一二三四1-4])季度?)(?:末|底|内|之内|初)?(?:前|之前|以前)?")
+@_rule(r"(?:" + _YEAR + r")?(?:Q(?P<q>[1-4])(?![\d])|第?(?P<qc>[一二三四1-4])季度?)(?:末|底|内|之内|初)?(?:前|之前|以前)?", "[Q季]")
 def _quarter(m: re.Match[str], ref: date) -> date | None:
     q = int(m.group("q")) if m.group("q") else _num(m.group("qc"))
     if q is None or not 1 <= q <= 4:
@@ -391,7 +418,7 @@ def _quarter(m: re.Match[str], ref: date) -> date | None:
     return _month_end(year, q * 3)
 
 
-@_rule(r"(?P<rq>本|这个?|当|下个?|上个?)?季度(?:末|底|最后一天)(?:前|之前)?|(?P<rq2>本|这个?|下个?|上个?)季度")
+@_rule(r"(?P<rq>本|这个?|当|下个?|上个?)?季度(?:末|底|最后一天)(?:前|之前)?|(?P<rq2>本|这个?|下个?|上个?)季度", "季")
 def _rel_quarter(m: re.Match[str], ref: date) -> date | None:
     rq = (m.group("rq") or m.group("rq2") or "本").replace("个", "")
     off = {"本": 0, "这": 0, "当": 0, "下": 1, "上": -1}[rq]
@@ -400,32 +427,32 @@ def _rel_quarter(m: re.Match[str], ref: date) -> date | None:
     return _month_end(y, (q % 4) * 3 + 3)
 
 
-@_rule(r"(?:" + _YEAR + r")?(?P<h>上|下)半年(?:最后一天)?")
+@_rule(r"(?:" + _YEAR + r")?(?P<h>上|下)半年(?:最后一天)?", "半年")
 def _half(m: re.Match[str], ref: date) -> date | None:
     year = _year_of(m.group("y"), ref) or ref.year
     return date(year, 6, 30) if m.group("h") == "上" else date(year, 12, 31)
 
 
 @_rule(r"(?P<y>今年|明年|来年|去年|后年|前年|本年度?|20\d\d年)(?:年底|年末|年终|底|末|内|度)?(?:前|之前|以前)?"
-       r"(?![\d一二三四五六七八九十QＱ第上下]|季|月|半|初)")
+       r"(?![\d一二三四五六七八九十QＱ第上下]|季|月|半|初)", "年")
 def _year(m: re.Match[str], ref: date) -> date | None:
     y = m.group("y")
     year = ref.year if y.startswith("本年") else _year_of(y, ref)
     return date(year, 12, 31) if year else None
 
 
-@_rule(r"(?<![今明去来后前])(?:年底|年末|年终)(?:前|之前|以前)?")
+@_rule(r"(?<![今明去来后前])(?:年底|年末|年终)(?:前|之前|以前)?", "年[底末终]")
 def _year_end(m: re.Match[str], ref: date) -> date | None:
     return date(ref.year, 12, 31)
 
 
-@_rule(r"(?P<n>\d{1,3}|[一二三四五六七八九十两半]{1,3})个?(?P<u>天|日|周|星期|礼拜|工作日)(?P<w>之内|以内|内|后|之后|以后)")
+@_rule(r"(?P<n>\d{1,3}|[一二三四五六七八九十两半]{1,3})个?(?P<u>天|日|周|星期|礼拜|工作日)(?P<w>之内|以内|内|后|之后|以后)", "[内后]")
 def _within(m: re.Match[str], ref: date) -> date | None:
     n = _num(m.group("n"))
     if n is None or n > 90:
         return None
     u = m.group("u")
-    if m.group("w") in ("后", "之后", "以后") and u != "天":
+    if m.group("w") in ("后", "之后", "以后") and u not in ("天", "周", "星期", "礼拜"):
         return None
     if u == "工作日":
         d = ref
@@ -445,7 +472,7 @@ def _named(m: re.Match[str]) -> str:
 
 
 @_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"节?(?:假期|长假|小长假|期间|放假期间|黄金周)"
-       r"(?P<which>第一天|最后一天|头一天|结束)?" + _GREETING)
+       r"(?P<which>第一天|最后一天|头一天|结束)?" + _GREETING, "[假期黄]")
 def _holiday_span(m: re.Match[str], ref: date) -> date | None:
     h = _holiday_period(_named(m), ref)
     if h is None:
@@ -453,7 +480,8 @@ def _holiday_span(m: re.Match[str], ref: date) -> date | None:
     return h.start if m.group("which") in ("第一天", "头一天") else h.end
 
 
-@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"节?(?P<ba>前|之前|以前|后|之后|以后|过后|回来|过完)(?:第一天|最后一天|上班|开工)?")
+@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"节?(?:放假|假期|长假|小长假|收假)?"
+       r"(?P<ba>前|之前|以前|后|之后|以后|过后|回来|过完|结束后)(?:第一天|最后一天|上班|开工)?", "[前后来完]")
 def _holiday_relative(m: re.Match[str], ref: date) -> date | None:
     name = _named(m)
     h = _holiday_period(name, ref)
@@ -466,7 +494,7 @@ def _holiday_relative(m: re.Match[str], ref: date) -> date | None:
     return _before(h) if before else _after(h)
 
 
-@_rule(r"(?<![\d一二三四五六七八九十百千万两今明去来后前新跨整全半每当近多往])年(?P<ba>前|后|之前|之后|以后)(?![天年])")
+@_rule(r"(?<![\d一二三四五六七八九十百千万两今明去来后前新跨整全半每当近多往])年(?P<ba>前|后|之前|之后|以后)(?![天年])", "年[前后之以]")
 def _lunar_year_relative(m: re.Match[str], ref: date) -> date | None:
     h = _spring_festival(ref)
     if h is None:
@@ -483,13 +511,13 @@ def _spring_festival(ref: date) -> bizcal.Holiday | None:
     return h
 
 
-@_rule(r"过完年|年过完|开年后")
+@_rule(r"过完年|年过完|开年后", "年")
 def _after_new_year(m: re.Match[str], ref: date) -> date | None:
     h = _spring_festival(ref)
     return _after(h) if h is not None else None
 
 
-@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"(?P<jie>节)?(?P<that>那天|当天|当日)?" + _GREETING)
+@_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"(?P<jie>节)?(?P<that>那天|当天|当日)?" + _GREETING, "[旦节年清五劳端中国元除十双]")
 def _holiday_day(m: re.Match[str], ref: date) -> date | None:
     name = m.group("name")
     if name in ("国庆", "建国", "元旦", "五一", "清明", "中秋", "端午") and not (m.group("jie") or m.group("that")):
@@ -500,23 +528,24 @@ def _holiday_day(m: re.Match[str], ref: date) -> date | None:
     return _festival_day(_named(m), ref)
 
 
-@_rule(r"(?<![过春中佳过])节(?P<ba>前|后)(?:最后一天|第一天|上班第一天|开工第一天|开工|上班)?")
+@_rule(r"(?<![过春中佳过调季环细章情])节(?P<ba>前|后)(?:最后一天|第一天|上班第一天|开工第一天|开工|上班)?"
+       r"|(?<![不没])(?:放假|收假|假期结束)(?P<ba2>前|之前|后|之后|以后|回来)(?:第一天|最后一天|上班)?", "[节假]")
 def _unnamed_holiday(m: re.Match[str], ref: date) -> date | None:
-    before = m.group("ba") == "前"
+    before = (m.group("ba") or m.group("ba2")) in ("前", "之前")
     h = _context_holiday(ref, before)
     if h is None:
         return None
     return _before(h) if before else _after(h)
 
 
-@_rule(r"(?:节后)?开工第一天|复工第一天|上班第一天(?=.{0,2}$)")
+@_rule(r"(?:节后)?开工第一天|复工第一天|上班第一天(?=.{0,2}$)", "第一天")
 def _first_workday_back(m: re.Match[str], ref: date) -> date | None:
     h = _context_holiday(ref, before=False)
     return _after(h) if h is not None else None
 
 
 @_rule(r"(?<![月年当最起])(?:正月|大年)?初(?P<n>[一二三四五六七八九十])(?![步版稿期次中始级心衷见识赛])"
-       r"(?:一早|早上|上午|下午|晚上)?|正月十五|元宵")
+       r"(?:一早|早上|上午|下午|晚上)?|正月十五|元宵", "[初宵]")
 def _lunar_new_year_day(m: re.Match[str], ref: date) -> date | None:
     sf = _festival_day("春节", ref)
     if sf is None or abs((sf - ref).days) > 60:
@@ -533,7 +562,9 @@ _TRIGGERS = re.compile(
 def _hits(text: str, ref: date) -> list[_Hit]:
     """Every rule match, then the longest non-overlapping ones (leftmost first)."""
     raw: list[_Hit] = []
-    for rx, kind, fn in _RULES:
+    for gate, rx, kind, fn in _RULES:
+        if not gate.search(text):
+            continue
         for m in rx.finditer(text):
             if m.end() == m.start():
                 continue
@@ -553,12 +584,15 @@ def _hits(text: str, ref: date) -> list[_Hit]:
 
 
 _CLAUSE = re.compile(r"[,，。;；!！?？\n]")
+_SENTENCE = re.compile(r"[。;；!！?？\n]")
 
 
-def extract_dates(segments: list[Segment]) -> list[dict[str, str]]:
+def extract_dates(segments: list[Segment], original: str | None = None) -> list[dict[str, str]]:
     """Every date expression in ``segments`` as ``{"text": span, "date": "YYYY-MM-DD"}``.
 
     Each segment resolves against ``segment.ref`` (its line's timestamp in a record).
+    ``original``, the text as written before normalisation (same length), is where the
+    spans are cut from when given; otherwise from the segments' own text.
     """
     out: list[dict[str, str]] = []
     for seg in segments:
@@ -572,11 +606,16 @@ def extract_dates(segments: list[Segment]) -> list[dict[str, str]]:
             if h.day is None:
                 continue
             if h.kind == "tod":
-                # 上午/下午 alone mean today only when no other date sits in the same clause.
-                lo = max((mm.end() for mm in _CLAUSE.finditer(folded, 0, h.start)), default=0)
+                # 上午/下午 alone mean today, unless a day was just named before them in the
+                # same sentence (明天过去，上午到) or right after them in the same clause.
+                lo = max((mm.end() for mm in _SENTENCE.finditer(folded, 0, h.start)), default=0)
                 nxt = _CLAUSE.search(folded, h.end)
                 hi = nxt.start() if nxt else len(folded)
                 if any(o is not h and o.day is not None and o.kind != "tod" and lo <= o.start < hi for o in hits):
                     continue
-            out.append({"text": text[h.start:h.end], "date": h.day.isoformat()})
+            if original is not None:
+                span = original[seg.start + h.start:seg.start + h.end]
+            else:
+                span = text[h.start:h.end]
+            out.append({"text": span, "date": h.day.isoformat()})
     return out

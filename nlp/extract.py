@@ -89,7 +89,8 @@ def extract(text: str, now: datetime) -> dict[str, Any]:
             return result
         if now.tzinfo is None:
             now = now.replace(tzinfo=CST)
-        norm = normalize(text[:MAX_CHARS])
+        raw = text[:MAX_CHARS]
+        norm = normalize(raw)
         try:
             segments: list[Segment] = split_record(norm, now)
         except Exception:
@@ -97,9 +98,10 @@ def extract(text: str, now: datetime) -> dict[str, Any]:
             segments = [Segment(None, norm, now, 0)]
         result["contacts"] = _safe("contacts", _extract_contacts, norm, segments)
         result["phones"] = _safe("phones", extract_phones, norm)
+        # Amount and date spans are cut from the text as written (offsets are shared).
         result["companies"] = _safe("companies", _extract_companies, norm, segments)
-        result["dates"] = _safe("dates", extract_dates, segments)
-        result["amounts"] = _safe("amounts", extract_amounts, norm)
+        result["dates"] = _safe("dates", extract_dates, segments, raw)
+        result["amounts"] = _safe("amounts", extract_amounts, raw)
         place = _safe("province", _extract_place, norm)
         if isinstance(place, tuple) and len(place) == 2:
             result["province"], result["city"] = place
