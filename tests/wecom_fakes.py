@@ -166,7 +166,7 @@ class FakeWeComApi:
         if failure == "slow":
             await asyncio.sleep(self.slow_seconds)
             return None
-        if isinstance(failure, int) and failure >= 500:
+        if isinstance(failure, int) and 500 <= failure < 600:
             return web.Response(status=failure, text="upstream error")
         if failure == 42001:
             self.expire_tokens()
