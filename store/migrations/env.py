@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store import models_schedule  # noqa: F401  (scheduler tables: alert keys, scan cursors, ticket SLA)
 from store.db import make_engine
 
 config = context.config

@@ -1,0 +1,97 @@
+"""Tables of the scheduler: alert keys, mutes, scan cursors and ticket SLA state.
+
+* :class:`AlertRecord` is the idempotency ledger: one row per alert key, inserted in the
+  same transaction that queues the message (or rolls it into a digest), so a crash or a
+  second server never sends an alert twice.
+* :class:`ScanState` holds each scan's cursor (a watermark over an indexed ``due``
+  column), so a tick reads only what became due since the last one; its row is also the
+  scan's lock (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+* :class:`AlertMute` is a person's「本周不再提醒」for one kind of alert.
+* :class:`TicketSla` is a ticket's position on its escalation chain and its paused time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from store.types import UTCDateTime
+
+
+def _ts(*, index: bool = False) -> object:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=True))
+
+
+def _ts_required(*, index: bool = False) -> object:
+    return Field(sa_column=Column(UTCDateTime(), index=index, nullable=False))
+
+
+class AlertRecord(SQLModel, table=True):
+    """One alert that was decided: queued to the outbox, rolled into a digest, or muted.
+
+    status: ``queued`` (an outbox row exists, due at ``deliver_at``) | ``digest`` (over the
+    person's budget: waits for the next digest) | ``digested`` | ``muted``.
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        Index("ix_alert_member_deliver", "member_id", "deliver_at"),
+        Index("ix_alert_status_member", "status", "member_id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=160, unique=True)
+    kind: str = Field(max_length=32)
+    member_id: str = Field(max_length=64)
+    priority: str = Field(default="P2", max_length=4)
+    subject: str = Field(default="", max_length=64)
+    summary: str = Field(default="", max_length=300)
+    stake_fen: Optional[int] = None
+    status: str = Field(default="queued", max_length=16)
+    deliver_at: datetime = _ts_required()  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class AlertMute(SQLModel, table=True):
+    """``member_id`` asked not to get ``kind`` alerts until ``until``."""
+
+    __tablename__ = "alert_mute"
+
+    member_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=32)
+    until: datetime = _ts_required()  # type: ignore[assignment]
+    created_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class ScanState(SQLModel, table=True):
+    """Where a scan stands: a ``(cursor_at, cursor_id)`` watermark or the last day it ran."""
+
+    __tablename__ = "scan_state"
+
+    name: str = Field(primary_key=True, max_length=64)
+    cursor_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    cursor_id: int = 0
+    cursor_day: Optional[date] = None
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class TicketSla(SQLModel, table=True):
+    """A ticket's SLA chain: which step is next, and the clock paused while waiting for the customer.
+
+    ``step`` indexes the policy's escalation steps; ``remaining_seconds`` keeps what was left
+    of the running step when the clock was paused (business or wall seconds, per policy).
+    """
+
+    __tablename__ = "ticket_sla"
+
+    ticket_id: int = Field(primary_key=True, foreign_key="ticket.id")
+    step: int = 0
+    escalated_to: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # JSON list
+    accepted_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    last_progress_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    paused_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    remaining_seconds: Optional[float] = None
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
