@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from cards.model import Card, card_from_dict, card_to_dict
@@ -38,6 +40,41 @@ log = logging.getLogger("leadbot.gateway")
 LEASE = timedelta(seconds=60)
 MAX_DELIVERY_ATTEMPTS = 8
 APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理员会跟进。您可以稍后再试一次。"
+
+
+INGEST_BATCH = 256
+
+
+@dataclass
+class _Pending:
+    """An event waiting for the next group commit of the inbox."""
+
+    platform: str
+    event_key: str
+    payload: str
+    received_at: datetime
+    future: asyncio.Future[int | None]
+
+
+def _record_batch(session: Session, batch: list[_Pending], is_sqlite: bool) -> list[int | None]:
+    """Insert a batch of inbox rows in one statement; None for keys already stored (or repeated in the batch)."""
+    first: dict[tuple[str, str], int] = {}
+    for i, p in enumerate(batch):
+        first.setdefault((p.platform, p.event_key), i)
+    rows = [
+        {"platform": p.platform, "event_key": p.event_key, "payload": p.payload, "status": "pending",
+         "attempts": 0, "received_at": p.received_at}
+        for i, p in enumerate(batch) if first[(p.platform, p.event_key)] == i
+    ]
+    dialect_insert = sqlite_insert if is_sqlite else pg_insert
+    stmt = (
+        dialect_insert(InboxEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["platform", "event_key"])
+        .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.event_key)
+    )
+    stored = {(platform, key): int(row_id) for row_id, platform, key in session.execute(stmt).all()}
+    return [stored.get((p.platform, p.event_key)) if first[(p.platform, p.event_key)] == i else None for i, p in enumerate(batch)]
 
 
 class DeliveryError(Exception):
@@ -87,6 +124,8 @@ class Gateway:
         self.ctx = ctx
         self.adapters: dict[str, PlatformAdapter] = {a.name: a for a in adapters}
         self._inbox_wakeup = asyncio.Event()
+        self._ingest_queue: list[_Pending] = []
+        self._ingest_writer: asyncio.Task[None] | None = None
         self._outbox_wakeup = asyncio.Event()
         self._processed: dict[int, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,12 +136,36 @@ class Gateway:
 
     # ---------------------------------------------------------------- fast path
     async def ingest(self, event_key: str, event: InboundEvent) -> int | None:
-        """Store ``event`` durably; the inbox id, or None for a duplicate. Ack only after this."""
-        payload = event.to_json()
-        row_id = await self.db.run(lambda s: inbox.record(s, event.platform, event_key, payload, event.received_at))
+        """Store ``event`` durably; the inbox id, or None for a duplicate. Ack only after this.
+
+        Group commit: callbacks arriving while a transaction is being written wait for the
+        next one, so one commit (one fsync, one trip to the database thread) covers many
+        requests and every caller still returns only once its row is durable.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int | None] = loop.create_future()
+        self._ingest_queue.append(_Pending(event.platform, event_key, event.to_json(), event.received_at, fut))
+        if self._ingest_writer is None or self._ingest_writer.done():
+            self._ingest_writer = asyncio.create_task(self._write_ingested(), name="leadbot-ingest")
+        row_id = await fut
         if row_id is not None:
             self._inbox_wakeup.set()
         return row_id
+
+    async def _write_ingested(self) -> None:
+        while self._ingest_queue:
+            batch = self._ingest_queue[:INGEST_BATCH]
+            del self._ingest_queue[:INGEST_BATCH]
+            try:
+                ids = await self.db.run(lambda s: _record_batch(s, batch, self.db.is_sqlite))
+            except Exception as exc:  # noqa: BLE001 - every waiter learns it was not stored
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            for p, row_id in zip(batch, ids):
+                if not p.future.done():
+                    p.future.set_result(row_id)
 
     async def wait_handled(self, inbox_id: int, timeout: float) -> bool:
         """Wait until this process has handled ``inbox_id`` (for card clicks that answer in-line)."""
