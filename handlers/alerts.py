@@ -205,12 +205,10 @@ def on_mute(session: Session, member: Member, key: ActionKey, ctx: HandlerContex
     ]
 
 
-def _stalled_leads(session: Session, handle: CardHandle) -> list[int]:
-    # subject "stalled:<owner>:<id>-<id>-…" names the leads the card was about.
-    parts = handle.subject.split(":")
-    if len(parts) != 3 or parts[0] != "stalled":
-        return []
-    return [int(x) for x in parts[2].split("-") if x.isdigit()]
+def _stalled_leads(handle: CardHandle) -> list[int]:
+    # The card lists the leads it is about as "#<id>" fields (the first few, when many).
+    card = card_from_dict(json.loads(handle.card_json))
+    return [int(f.label[1:]) for f in card.fields if f.label.startswith("#") and f.label[1:].isdigit()]
 
 
 def on_stalled_choice(session: Session, member: Member, key: ActionKey, ctx: HandlerContext, cause: str) -> list[Outgoing]:
@@ -219,9 +217,10 @@ def on_stalled_choice(session: Session, member: Member, key: ActionKey, ctx: Han
     handle = _own_open_handle(session, member, key)
     if handle is None or handle.state != "open":
         return [_reply(member, cause, "这张卡片已处理过了。")]
-    owner_id = handle.subject.split(":")[1] if handle.subject.count(":") == 2 else ""
+    # subject "stalled:<owner id>" names the rep whose leads the card is about.
+    owner_id = handle.subject.partition(":")[2] if handle.subject.startswith("stalled:") else ""
     owner = session.get(Member, owner_id) if owner_id else None
-    lead_ids = _stalled_leads(session, handle)
+    lead_ids = _stalled_leads(handle)
     out: list[Outgoing] = []
     if key.verb == "stall_take":
         for lead_id in lead_ids:
