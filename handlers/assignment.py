@@ -769,8 +769,9 @@ def _pick(
     credits = {rid: c for rid, c in old.items() if rid in member_ids}
     total = 0
     for rep in eligible:
-        credits[rep.id] = credits.get(rep.id, 0) + rep.free
-        total += rep.free
+        free = rep.daily_capacity - rep.received_today
+        credits[rep.id] = credits.get(rep.id, 0) + free
+        total += free
 
     chosen: Rep | None = None
     floor_used = False
@@ -906,7 +907,8 @@ def _assign(
         last = attempts[-1][0] if attempts else first
         label, key = main.label, main.key
         manager = last.manager or first.manager
-        pool_skips = [s for s in skipped_all if s[0] in {r.id for p, _ in attempts for r in p.members}]
+        in_pools = {r.id for p, _ in attempts for r in p.members}
+        pool_skips = [s for s in skipped_all if s[0] in in_pools]
         reason = _unassigned_reason(last.label if len(attempts) > 1 else main.label, pool_skips, org)
     return Assignment(
         rep_id=None,

@@ -268,13 +268,15 @@ _PUNCT = re.compile(r"[\s\-_.,，。·•'\"“”‘’/\\&+:：;；!！?？*@#
 _REGION_WORDS = ("中国", "国际", "china", "中国区")
 
 
+_PLACES: frozenset[str] = frozenset(_CITY_NAMES) | frozenset(_PROVINCE_NAMES)
+_PLACE_LENGTHS: tuple[int, ...] = tuple(sorted({len(p) for p in _PLACES | set(_REGION_WORDS)}, reverse=True))
+
+
 def _is_region(text: str) -> bool:
     text = text.strip()
-    for tail in ("", *_ADMIN_TAIL):
-        base = text[: len(text) - len(tail)] if tail and text.endswith(tail) else (text if not tail else None)
-        if base and (base in _CITY_NAMES or base in _PROVINCE_NAMES or base in _REGION_WORDS):
-            return True
-    return False
+    if text in _PLACES or text in _REGION_WORDS:
+        return True
+    return any(text.endswith(tail) and text[: -len(tail)] in _PLACES for tail in _ADMIN_TAIL)
 
 
 def _strip_region_prefix(name: str) -> str:
@@ -282,22 +284,32 @@ def _strip_region_prefix(name: str) -> str:
     changed = True
     while changed:
         changed = False
-        for candidates in (_PROVINCE_NAMES, _CITY_NAMES, _REGION_WORDS):
-            for region in candidates:
-                if not name.startswith(region):
-                    continue
-                rest = name[len(region):]
-                for tail in _ADMIN_TAIL:
-                    if rest.startswith(tail):
-                        rest = rest[len(tail):]
-                        break
-                # Keep at least two characters: 上海 电气 → 电气, but never an empty name.
-                if len(rest) >= 2:
-                    name, changed = rest, True
-                break
-            if changed:
+        for size in _PLACE_LENGTHS:
+            head = name[:size]
+            if head not in _PLACES and head not in _REGION_WORDS:
+                continue
+            rest = name[size:]
+            for tail in _ADMIN_TAIL:
+                if rest.startswith(tail):
+                    rest = rest[len(tail):]
+                    break
+            # Keep at least two characters: 上海 电气 → 电气, but never an empty name.
+            if len(rest) >= 2:
+                name, changed = rest, True
                 break
     return name
+
+
+def _trailing_region(name: str) -> int:
+    """Length of a region name (with its 市/区 word) ending ``name``, 0 if none."""
+    for tail in ("", *_ADMIN_TAIL):
+        if tail and not name.endswith(tail):
+            continue
+        base = name[: len(name) - len(tail)]
+        for size in _PLACE_LENGTHS:
+            if len(base) - size >= 2 and base[-size:] in _PLACES:
+                return size + len(tail)
+    return 0
 
 
 def _strip_legal_suffix(name: str) -> str:
@@ -310,14 +322,9 @@ def _strip_legal_suffix(name: str) -> str:
                 break
         if not changed:
             # 苏州分公司 / (苏州): a trailing region after the legal form is the branch's place.
-            for region in (*_CITY_NAMES, *_PROVINCE_NAMES):
-                for tail in ("", *_ADMIN_TAIL):
-                    ending = region + tail
-                    if name.endswith(ending) and len(name) - len(ending) >= 2:
-                        name, changed = name[: -len(ending)], True
-                        break
-                if changed:
-                    break
+            cut = _trailing_region(name)
+            if cut:
+                name, changed = name[:-cut], True
     return name
 
 
