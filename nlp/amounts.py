@@ -35,7 +35,7 @@ _NUMERAL = (
     # A Chinese run either has 十/百/千 in it or is followed by a unit, 个 or a range
     # separator: bare 一/三 (一家, 三台) are not worth a candidate.
     r"|(?:[零〇一二两三四五六七八九几]*[十百千][零〇一二两三四五六七八九十百千几]*"
-    r"|[零〇一二两三四五六七八九几]+(?=\s*来?\s*个?\s*[万亿wWkK元块个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
+    r"|[零〇一二两三四五六七八九几]+(?=\s*来?\s*个?\s*[万亿wWkK元块毛角个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
 )
 # One amount candidate: optional currency prefix, the numeral, its multiplier, a tail
 # digit (二十七万五), a currency word and a 角 tail (十六块八).
@@ -46,12 +46,16 @@ _CANDIDATE = re.compile(
     r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])))?"
     r"(?P<sub>(?<=[万亿])(?:[一二两三四五六七八九]|[1-9])千(?:零?[一二三四五六七八九]百?)?)?"
     r"(?P<tail>(?:[一二三四五六七八九]|(?<=[万wW])[1-9](?![\d.]))(?![零〇二两三四五六七八九十百千万亿个台套只件]|一(?![台套只个件次批张])))?"
-    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|RMB|rmb|CNY|人民币))?"
-    r"(?P<jiao>(?<=块)(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
+    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|毛钱|毛|角|RMB|rmb|CNY|人民币))?"
+    r"(?P<jiao>(?<=[块毛角])(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
-_FOREIGN_BEFORE = re.compile(r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢)\s*$", re.I)
-_FOREIGN_AFTER = re.compile(r"^\s*(?:美元|美金|欧元|日元|港币|港元|英镑|卢布|泰铢|USD|EUR|JPY|HKD|GBP|刀)")
+_FOREIGN_BEFORE = re.compile(
+    r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|日币|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢|新台币|台币|NT\$|TWD|韩元|"
+    r"新加坡元|新币|SGD|澳元|AUD|加元|CAD|越南盾|卢比|马币|林吉特)\s*$", re.I)
+_FOREIGN_AFTER = re.compile(
+    r"^\s*(?:美元|美金|欧元|日元|日币|港币|港元|英镑|卢布|泰铢|新台币|台币|韩元|新加坡元|新币|澳元|加元|越南盾|卢比|马币|"
+    r"林吉特|USD|EUR|JPY|HKD|GBP|TWD|SGD|AUD|CAD|刀)")
 _CORRECTED_AFTER = re.compile(
     r"^\s*(?:是|也是)?(?:笔误|写错|听错|记错|说错|看错|搞错|弄错|算错|打错|错的|有误|错了|不对|作废)"
 )
@@ -60,7 +64,11 @@ _WATT_CONTEXT = re.compile(r"(?:功率|电机|马达|瓦|额定|光源|灯|激�
 _PRICE_CONTEXT = re.compile(
     r"(?:价|报|卖|费|款|钱|预算|金额|成本|还价|砍到|便宜|贵|一台|一套|一只|一个|一件|每台|每套|每只|每个|每件|单台|单套)"
 )
-_PRICE_LABEL = re.compile(r"(?:单价|价格|报价|总价|金额|合同额|合同价|含税价|不含税价|成交价|售价)\s*(?:是|为|:|：)?\s*$")
+_PRICE_LABEL = re.compile(
+    r"(?:价|报了|报到|预算|金额|费用|花了|付了|尾款|定金|货款|回款|总额|合计|共计|优惠到|降到|砍到|还到|压到|谈到|"
+    r"做到|涨到|卖|收费)[^\d号码]{0,4}$"
+)
+_ID_BEFORE = re.compile(r"(?:号|编号|单号|型号|码|No\.?|#)\s*[:：]?\s*$")
 _BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)\D{0,4}$")
 _BOUND_AFTER = re.compile(r"^\s*(?:以内|之内|以下|以上|上下|左右)")
 _BOUND_BEFORE = re.compile(r"(?:不超过|不高于|不低于|最多|最少|至少|最高|最低|约|大约|大概)\s*$")
@@ -221,9 +229,18 @@ def _scan(t: str) -> list[_Cand]:
             end = m.start("tail")
             cur = None
         lo, hi = lo * mult, hi * mult
+        if cur == "元" and not num[0].isdigit() and lo < 10 and not m.group("pre") and not _PRICE_CONTEXT.search(
+            t[max(0, m.start() - 6):m.start()] + t[end:end + 3]
+        ):
+            continue  # 三元 / 五元 in prose are usually names (三明市三元区), not prices
+        if cur in ("毛", "毛钱", "角"):
+            if lo >= 100 or not (t[end:end + 1] in "" or not ("\u4e00" <= t[end:end + 1] <= "\u9fff") or t[end:end + 1] in "钱一每左的"):
+                continue  # 毛 as hair/wool (三毛, 羊毛), not money
+            lo, hi = lo / 10, hi / 10
         if m.group("jiao"):
             j = m.group("jiao")
-            lo = hi = lo + (int(j) if j.isdigit() else _DIGIT[j]) / 10
+            step = 100 if cur in ("毛", "角") else 10
+            lo = hi = lo + (int(j) if j.isdigit() else _DIGIT[j]) / step
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
             small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
@@ -273,8 +290,12 @@ def _bare_price(c: _Cand, t: str) -> bool:
     after = t[c.end:c.end + 4]
     if after[:1] in _MEASURE or after[:1] in ("%", "点", "折", "成", "号", "月", "日", ":", "."):
         return False
+    if _FOREIGN_BEFORE.search(before) or _FOREIGN_AFTER.match(after):
+        return False
     if not c.chinese:
-        return bool(_PRICE_LABEL.search(before)) and c.lo >= 10
+        if re.match(r"^\s*[A-Za-z\d年月日号点:.%/]", after) or _ID_BEFORE.search(before):
+            return False
+        return bool(_PRICE_LABEL.search(before)) and c.lo >= 100
     if c.lo < 100 or c.lo != c.hi:
         return False
     around = before + t[c.end:c.end + 4]

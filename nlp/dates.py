@@ -147,33 +147,46 @@ def _holiday_period(name: str, ref: date) -> bizcal.Holiday | None:
     return best
 
 
-def _context_holiday(ref: date, before: bool) -> bizcal.Holiday | None:
-    """The holiday an unnamed 节前/节后 means: the one in progress, one that just ended
-    (within three days), else the next one. When two holidays sit a few days apart
-    (中秋 then 国庆), the later, longer one is meant from a week before the first."""
+def _context_holiday(ref: date) -> bizcal.Holiday | None:
+    """The holiday an unnamed 节前/节后 means: the one in progress; else one starting
+    within a week; else one that ended at most three days ago (节前说好的 said just after
+    it); else the next one. When two holidays sit a few days apart (中秋 then 国庆), the
+    spec reads the unnamed 节 in late September as the later, longer one."""
     runs = sorted(
         (h for y in (ref.year - 1, ref.year, ref.year + 1) for h in bizcal.holidays(y)),
         key=lambda h: h.start,
     )
-    if not runs:
-        return None
     chosen: bizcal.Holiday | None = None
+    past = [h for h in runs if h.end < ref]
+    future = [h for h in runs if h.start > ref]
     for h in runs:
         if h.start <= ref <= h.end:
             chosen = h
             break
-    if chosen is None:
-        past = [h for h in runs if h.end < ref]
-        if past and (ref - past[-1].end).days <= 3:
+    else:
+        if future and (future[0].start - ref).days <= 7:
+            chosen = future[0]
+        elif past and (ref - past[-1].end).days <= 3:
             chosen = past[-1]
         else:
-            future = [h for h in runs if h.start > ref]
             chosen = future[0] if future else None
     if chosen is not None:
         nxt = [h for h in runs if h.start > chosen.end]
         if nxt and (nxt[0].start - chosen.end).days <= 7 and ref >= chosen.start - timedelta(days=7):
             chosen = nxt[0]
     return chosen
+
+
+def _just_before_holiday(ref: date) -> bool:
+    """True on the last working day before a holiday (节前最后一天 said on that day)."""
+    h = bizcal.holiday_on(bizcal.next_workday(ref) - timedelta(days=1))
+    return h is not None and _before(h) == ref
+
+
+def _just_after_holiday(ref: date) -> bool:
+    """True on the first working day after a holiday (节后第一天 said on that day)."""
+    h = bizcal.holiday_on(bizcal.previous_workday(ref) + timedelta(days=1))
+    return h is not None and _after(h) == ref
 
 
 def _before(h: bizcal.Holiday) -> date:
@@ -358,13 +371,23 @@ def _day_of_month(m: re.Match[str], ref: date) -> date | None:
     return _closest(cands, ref)
 
 
-_PART = r"(?P<part>初|上旬|中旬|下旬|中(?![心国间层])|底|末|份)?"
+@_rule(r"(?<![\d.\-/A-Za-z])(?P<m>1[0-2]|0?[1-9])[./](?P<d>3[01]|[12]\d|0?[1-9])(?![\d.%])"
+       r"(?=前|之前|以前|当天|那天|上午|下午|晚上|截止|到期|发货|交货|到货|左右|之后|以后)" + _TOD + _BOUND,
+       r"\d[./]\d")
+def _dotted_month_day(m: re.Match[str], ref: date) -> date | None:
+    """12.15前 / 3/31截止: month and day with a dot or slash, only before a time word
+    (a bare 1.5 is a number, 3/4 a fraction)."""
+    mo, d = int(m.group("m")), int(m.group("d"))
+    return _closest([_safe_date(ref.year + k, mo, d) for k in (-1, 0, 1)], ref)
+
+
+_PART = r"(?P<part>初|上中旬|中下旬|上旬|中旬|下旬|中(?![心国间层])|底|末|份)?"
 
 
 def _month_part(y: int, mo: int, part: str | None) -> date:
     if part in ("初", "上旬"):
         return date(y, mo, 10)
-    if part in ("中", "中旬"):
+    if part in ("中", "中旬", "上中旬"):
         return date(y, mo, 20)
     return _month_end(y, mo)
 
@@ -402,7 +425,7 @@ def _rel_month(m: re.Match[str], ref: date) -> date | None:
     return _month_part(y, mo, None if part in ("内", "之内", "份") else part)
 
 
-@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]")
+@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上中旬|中下旬|上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]")
 def _bare_month_part(m: re.Match[str], ref: date) -> date | None:
     return _month_part(ref.year, ref.month, m.group("part") or m.group("p2"))
 
@@ -441,7 +464,7 @@ def _year(m: re.Match[str], ref: date) -> date | None:
     return date(year, 12, 31) if year else None
 
 
-@_rule(r"(?<![今明去来后前])(?:年底|年末|年终)(?:前|之前|以前)?", "年[底末终]")
+@_rule(r"(?<![今明去来后前\d])(?:年底|年末|年终|年内)(?:前|之前|以前)?", "年[底末终内]")
 def _year_end(m: re.Match[str], ref: date) -> date | None:
     return date(ref.year, 12, 31)
 
@@ -532,7 +555,11 @@ def _holiday_day(m: re.Match[str], ref: date) -> date | None:
        r"|(?<![不没])(?:放假|收假|假期结束)(?P<ba2>前|之前|后|之后|以后|回来)(?:第一天|最后一天|上班)?", "[节假]")
 def _unnamed_holiday(m: re.Match[str], ref: date) -> date | None:
     before = (m.group("ba") or m.group("ba2")) in ("前", "之前")
-    h = _context_holiday(ref, before)
+    if not before and "第一天" in m.group(0) and _just_after_holiday(ref):
+        return ref  # 节后第一天 said on that very day
+    if before and "最后一天" in m.group(0) and _just_before_holiday(ref):
+        return ref
+    h = _context_holiday(ref)
     if h is None:
         return None
     return _before(h) if before else _after(h)
@@ -540,7 +567,9 @@ def _unnamed_holiday(m: re.Match[str], ref: date) -> date | None:
 
 @_rule(r"(?:节后)?开工第一天|复工第一天|上班第一天(?=.{0,2}$)", "第一天")
 def _first_workday_back(m: re.Match[str], ref: date) -> date | None:
-    h = _context_holiday(ref, before=False)
+    if _just_after_holiday(ref):
+        return ref
+    h = _context_holiday(ref)
     return _after(h) if h is not None else None
 
 
@@ -597,9 +626,11 @@ def extract_dates(segments: list[Segment], original: str | None = None) -> list[
     out: list[dict[str, str]] = []
     for seg in segments:
         text = seg.text
-        if not text or not _TRIGGERS.search(text):
+        if not text:
             continue
         folded = fold(text)
+        if not _TRIGGERS.search(folded):
+            continue
         ref = seg.ref.date()
         hits = _hits(folded, ref)
         for h in hits:

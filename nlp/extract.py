@@ -65,6 +65,12 @@ def empty_result() -> dict[str, Any]:
     }
 
 
+# Fields whose extractor raised at least once in this process, and how often: a bug
+# in one rule must be visible without flooding the log on every message.
+_FAILED: set[str] = set()
+_FAILURES: dict[str, int] = {}
+
+
 def _safe(field: str, fn: Callable[..., Any] | None, *args: Any) -> Any:
     default = empty_result()[field]
     if fn is None:
@@ -72,7 +78,10 @@ def _safe(field: str, fn: Callable[..., Any] | None, *args: Any) -> Any:
     try:
         value = fn(*args)
     except Exception:  # a rule bug must not lose the other fields
-        log.exception("extractor for %s failed", field)
+        if field not in _FAILED:
+            _FAILED.add(field)
+            log.exception("extractor for %s failed (further failures of this field are counted, not logged)", field)
+        _FAILURES[field] = _FAILURES.get(field, 0) + 1
         return default
     return default if value is None and default is not None else value
 

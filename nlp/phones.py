@@ -18,7 +18,9 @@ from nlp.normalize import fold
 _CN_DIGIT = {"幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
              "六": "6", "七": "7", "八": "8", "九": "9", "零": "0", "〇": "0", "○": "0", "洞": "0"}
 # A spoken number: Chinese (or mixed) digits, optionally grouped by spaces or dashes.
-_CN_RUN = re.compile(r"[幺一二两三四五六七八九零〇○洞0-9](?:[ \-]?[幺一二两三四五六七八九零〇○洞0-9]){9,}")
+_CN_RUN = re.compile(r"[幺一二两三四五六七八九零〇○洞0-9](?:[ \-,，、]?[幺一二两三四五六七八九零〇○洞0-9]){9,}")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_HOTLINE = re.compile(r"(?:400|800)\d{7}")
 
 # A candidate: optional country code, then digits with the separators people type.
 _RUN = re.compile(
@@ -33,7 +35,10 @@ _NOT_PHONE_BEFORE = re.compile(
     r"批号|料号|货号|件号|图号|代码|信用代码|身份证|No\.?|NO\.?|#)[\s:：号]*$"
 )
 # Context right after a number saying it is wrong or no longer in use.
-_WRONG_AFTER = re.compile(r"^\s*[)）]?\s*(?:是错的|错了|有误|不对|作废|已作废|停用|已停用|不用了|是空号|空号|停机|已停机|打不通了)")
+_WRONG_AFTER = re.compile(
+    r"^\s*[)）]?\s*(?:这个号码?|这个|号码|这号)?\s*(?:是错的|错了|有误|不对|作废|已作废|停用|已停用|不用了|是空号|空号|"
+    r"停机|已停机|打不通了|已经不用|注销)"
+)
 
 
 def _spoken_digits(text: str) -> str:
@@ -46,7 +51,7 @@ def _spoken_digits(text: str) -> str:
         if not any(ch in _CN_DIGIT for ch in run):
             continue
         for i, ch in enumerate(run, start=m.start()):
-            out[i] = _CN_DIGIT.get(ch, ch)
+            out[i] = " " if ch in "，,、" else _CN_DIGIT.get(ch, ch)
     return "".join(out)
 
 
@@ -58,16 +63,16 @@ def _classify(cc: str | None, body: str) -> str | None:
         # After +86 a landline loses its leading 0; put it back.
         if digits.startswith("0"):
             pass
-        elif digits.startswith("1"):
-            return digits if len(digits) == 11 and re.fullmatch(r"1[3-9]\d{9}", digits) else None
+        elif digits.startswith("1") and not digits.startswith("10"):
+            return digits if len(digits) == 11 and _MOBILE.fullmatch(digits) else None
         else:
             digits = "0" + digits
             groups = ["0" + groups[0]] + groups[1:]
     elif digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
         digits = digits[2:]
-    if re.fullmatch(r"1[3-9]\d{9}", digits):
+    if _MOBILE.fullmatch(digits):
         return digits
-    if re.fullmatch(r"(?:400|800)\d{7}", digits):
+    if _HOTLINE.fullmatch(digits):
         return digits
     if digits.startswith("0") and not digits.startswith("00"):
         area_len = 3 if digits[1] in "12" else 4
@@ -98,7 +103,7 @@ def extract_phones(text: str) -> list[str]:
         if _NOT_PHONE_BEFORE.search(before):
             continue
         body = m.group("body").rstrip("-( ")
-        if _WRONG_AFTER.match(view[m.end():m.end() + 8]):
+        if _WRONG_AFTER.match(view[m.end():m.end() + 12]):
             continue
         phones = [p] if (p := _classify(m.group("cc"), body)) else _split_run(body)
         for phone in phones:
