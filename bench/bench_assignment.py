@@ -12,6 +12,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.assignment import (  # noqa: E402
+from handlers.assignment import (
     AssignmentRules,
     Group,
     LeadFacts,
@@ -31,7 +32,12 @@ from handlers.assignment import (  # noqa: E402
     next_rep_after_timeout,
     parse_assignment,
 )
-from handlers.dedupe import find_duplicate, lead_keys, normalize_company, normalize_phone  # noqa: E402
+from handlers.dedupe import (
+    find_duplicate,
+    lead_keys,
+    normalize_company,
+    normalize_phone,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
@@ -104,7 +110,7 @@ def build_leads(count: int) -> list[LeadFacts]:
     ]
 
 
-def timed(label: str, seconds: float, step: "callable[[int], None]") -> float:  # type: ignore[valid-type]
+def timed(label: str, seconds: float, step: Callable[[int], object]) -> float:
     """Run ``step(i)`` for about ``seconds``; print and return calls per second."""
     done = 0
     start = time.perf_counter()

@@ -65,11 +65,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from difflib import get_close_matches
-from typing import Any, Collection, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from nlp.calendar import BusinessHours
 from nlp.provinces import canonical_province
@@ -190,7 +191,7 @@ class OrgSnapshot:
         """The region covering ``province`` (official full name)."""
         return self._region_of.get(province) if province else None
 
-    def with_received(self, rep_id: str, count: int = 1) -> "OrgSnapshot":
+    def with_received(self, rep_id: str, count: int = 1) -> OrgSnapshot:
         """The same organisation after ``rep_id`` received ``count`` more leads today."""
         reps = tuple(replace(r, received_today=r.received_today + count) if r.id == rep_id else r for r in self.reps)
         return OrgSnapshot(self.regions, self.groups, reps)
@@ -213,7 +214,7 @@ class RotationState:
         return json.dumps({"version": self.version, "credits": self.credits}, ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_json(cls, raw: str | None) -> "RotationState":
+    def from_json(cls, raw: str | None) -> RotationState:
         """Inverse of :meth:`to_json`; empty state for None or ''."""
         if not raw:
             return cls()
@@ -267,9 +268,7 @@ class Condition:
             return False
         if self.budget_lt_fen is not None and (lead.budget_fen is None or lead.budget_fen >= self.budget_lt_fen):
             return False
-        if self.score_tiers and (lead.score_tier or "").upper() not in self.score_tiers:
-            return False
-        return True
+        return not self.score_tiers or (lead.score_tier or "").upper() in self.score_tiers
 
     def describe(self) -> list[str]:
         """Short Chinese phrases for the card's explanation line."""

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable
 
 from nlp.provinces import PROVINCES
 
@@ -190,7 +190,7 @@ def _build_trad_table() -> dict[int, str]:
     for pair in _TRAD_SIMP_PAIRS.split():
         if len(pair) != 2:
             raise ValueError(f"bad traditional/simplified pair {pair!r}")
-        trad, simp = pair
+        trad, simp = pair[0], pair[1]
         if trad != simp:
             table[ord(trad)] = simp
     return table

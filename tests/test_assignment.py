@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,14 +28,14 @@ from handlers.assignment import (
 SH = ZoneInfo("Asia/Shanghai")
 # Monday 2026-11-23 10:00 in Shanghai, a working day.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
-LONG_AGO = datetime(2024, 1, 1, tzinfo=timezone.utc)
+LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
 
 EAST = Region("华东", ("江苏省", "上海市", "浙江省"), "chenjing")
 SOUTH = Region("华南", ("广东省",), "huangwei")
 
 
 def rep(id: str, region: str = "华东", **kw: object) -> Rep:
-    base = dict(name=id.upper(), region=region, daily_capacity=10, joined_at=LONG_AGO)
+    base: dict[str, object] = {"name": id.upper(), "region": region, "daily_capacity": 10, "joined_at": LONG_AGO}
     base.update(kw)
     return Rep(id=id, **base)  # type: ignore[arg-type]
 
@@ -67,7 +67,7 @@ JIANGSU = LeadFacts(1, province="江苏省", source="官网表单")
 def test_default_rule_rotates_in_the_province_region_pool() -> None:
     o = org(rep("a"), rep("b"), rep("c"), rep("s", "华南"))
     result, _, _ = run(JIANGSU, rules(), o, 6)
-    order = [a.rep_id for a in result]
+    order = [a.rep_id or "" for a in result]
     # Equal free capacity: every round of three gives each rep one lead.
     assert order[:3] == ["a", "b", "c"] and sorted(order[3:]) == ["a", "b", "c"]
     first = result[0]
