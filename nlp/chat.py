@@ -56,6 +56,13 @@ _HEADER_STAMP_FIRST = re.compile(rf"^\s*{_STAMP}\s+{_NAME}\s*$")
 
 _STAMP_AT = re.compile(rf"\s*{_STAMP}")
 
+# "[stamp] Name: text" lines (exported logs put the stamp first, in brackets or not).
+_STAMPED_SPEAKER_LINE = re.compile(
+    rf"^\s*[\[【(]?\s*{_STAMP}\s*[\]】)]?\s+"
+    r"(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】\d][^:：,，。!！?？;；()（）\n]{0,15}?"
+    r"(?:\s*[(（][^()（）\n]{1,20}[)）])?)\s*[:：]\s?"
+)
+
 # "Name: text" chat lines.
 _SPEAKER_LINE = re.compile(
     r"^\s*(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】][^:：,，。!！?？;；()（）\n]{0,15}?"
@@ -179,9 +186,12 @@ def stamp_spans(text: str, now: datetime) -> list[tuple[int, int]]:
     pos = 0
     for raw in text.split("\n"):
         hit = _header(raw)
+        ssm = _STAMPED_SPEAKER_LINE.match(raw)
         if hit is not None:
             _, m = hit
             spans.append((pos + m.start(), pos + m.end()))
+        elif ssm and _has_stamp(ssm):
+            spans.append((pos, pos + ssm.start("name")))
         else:
             sm = _SPEAKER_LINE.match(raw)
             if sm and sm.group("name").strip().lower() in _TIME_KEYS:
@@ -215,6 +225,13 @@ def split_record(text: str, now: datetime) -> list[Segment]:
             name, m = hit
             ref = _apply(_stamp_from(m, now), ref)
             speaker = name if name is not None else speaker
+            continue
+        ssm = _STAMPED_SPEAKER_LINE.match(raw)
+        if ssm and _has_stamp(ssm) and _looks_like_name(ssm.group("name").strip(), stamped=True):
+            structured = True
+            ref = _apply(_stamp_from(ssm, now), ref)
+            speaker = ssm.group("name").strip()
+            segments.append(Segment(speaker, text[start + ssm.end():pos - 1], ref, start + ssm.end()))
             continue
         sm = _SPEAKER_LINE.match(raw)
         if sm:

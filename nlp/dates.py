@@ -457,7 +457,7 @@ def _half(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(r"(?P<y>今年|明年|来年|去年|后年|前年|本年度?|20\d\d年)(?:年底|年末|年终|底|末|内|度)?(?:前|之前|以前)?"
-       r"(?![\d一二三四五六七八九十QＱ第上下]|季|月|半|初)", "年")
+       r"(?![\d一二三四五六七八九十QＱ第上下]|季|月|半|初|春节|元旦|五一|清明|端午|中秋|国庆|过年|年)", "年")
 def _year(m: re.Match[str], ref: date) -> date | None:
     y = m.group("y")
     year = ref.year if y.startswith("本年") else _year_of(y, ref)

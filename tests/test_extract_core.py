@@ -134,3 +134,28 @@ def test_run_jsonl_plain_lines_use_default_now() -> None:
     run_jsonl(["明天见"], out, default_now=NOW)
     row = json.loads(out.getvalue())
     assert row["id"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[2026-05-12 15:32:10] 靳晓明: 明天来\n[2026-05-12 15:40:00] 我: 好的",
+        "靳晓明(采购部) 2026-05-12 15:32:10\n明天来\n我 2026-05-12 15:40:00\n好的",
+        "5月12日 15:32 靳晓明：明天来\n5月12日 15:40 我：好的",
+        "靳晓明 5/12 15:32\n明天来\n我 5/12 15:40\n好的",
+    ],
+)
+def test_record_formats_give_speaker_and_stamp(text: str) -> None:
+    segs = split_record(text, NOW)
+    assert [s.text for s in segs] == ["明天来", "好的"]
+    assert segs[0].speaker is not None and segs[0].speaker.startswith("靳晓明")
+    assert segs[1].speaker == "我"
+    assert segs[0].ref == datetime(2026, 5, 12, 15, 32, tzinfo=CST)
+    assert segs[1].ref.date().isoformat() == "2026-05-12"
+
+
+def test_extract_spans_come_from_the_text_as_written() -> None:
+    out = extract("预算ＲＭＢ　１２万，下週三前回覆", NOW)
+    assert [a["text"] for a in out["amounts"]] == ["ＲＭＢ　１２万"]
+    assert [d["text"] for d in out["dates"]] == ["下週三前"]
+    assert out["dates"][0]["date"] == "2026-05-27"
