@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from nlp.lexicon import LexiconFile, as_list, lexicon_path
+from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified
 
 INTENT_LABELS = ("sign_intent", "price_agreed", "upgrade_need", "complaint", "visit_planned",
                  "sample_request", "quote_request", "churn_risk")
@@ -30,20 +30,6 @@ def _regex_alt(patterns: list[str]) -> str:
 
 
 # ---------------------------------------------------------------- text preparation
-
-def _simplified_table() -> dict[int, str]:
-    """One-to-one traditional → simplified characters (zhconv's table, single characters only)."""
-    try:
-        import zhconv.zhconv as zc
-    except ImportError:  # zhconv is a dependency; without it traditional text just matches less
-        return {}
-    zc.loaddict()
-    table = zc.zhcdicts["zh2Hans"]
-    return {ord(k): v for k, v in table.items() if len(k) == 1 and len(v) == 1}
-
-
-_TO_SIMPLIFIED = _simplified_table()
-
 
 @dataclass(eq=False)
 class Typos:
@@ -66,7 +52,7 @@ _TYPOS: LexiconFile[Typos] = LexiconFile(lexicon_path("typos"), _build_typos)
 
 @lru_cache(maxsize=256)
 def _prepare_cached(text: str, typos: Typos) -> str:
-    out = text.translate(_TO_SIMPLIFIED)
+    out = to_simplified(text)
     if typos.pattern is not None:
         out = typos.pattern.sub(lambda m: typos.rewrite[m.group(0)], out)
     return out

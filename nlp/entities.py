@@ -26,12 +26,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nlp.lexicon import LexiconFile, as_list, lexicon_path
+from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified
 from nlp.places import _TABLE as _PLACE_TABLE
 
 _CJK = r"\u4e00-\u9fff"
 _PUNCT_BOUNDARY = set(" \t\n，,。.：:；;、！!？?（(）)【】[]「」“”\"'—-－|·/")
 
+
+# Time words that start like a surname + given name (明天工程师到现场 is not a Mr 明天).
+_NOT_NAMES = ("明天", "今天", "昨天", "后天", "前天", "每天", "当天", "明年", "今年", "去年", "明早", "明晚", "明日", "今晚",
+              "今早", "上午", "下午", "晚上", "早上", "全天", "全年", "全部", "全体", "全厂", "全线", "全套", "周末", "周一",
+              "周二", "周三", "周四", "周五", "周六", "周日", "周内", "和他", "和她", "和我", "和你")
 
 class SegmentLike(Protocol):
     """The parts of ``nlp.chat.Segment`` used here (speaker None for plain text)."""
@@ -43,20 +48,28 @@ class SegmentLike(Protocol):
 
 # ---------------------------------------------------------------- people rules
 
-@dataclass
+@dataclass(eq=False)
 class PeopleRules:
     """people.toml, compiled."""
 
     surnames: frozenset[str]
     compounds: frozenset[str]
     attached: re.Pattern[str]
+    full_titled: re.Pattern[str]
     role: re.Pattern[str]
+    role_latin: re.Pattern[str]
+    surname_only: re.Pattern[str]
     intro: re.Pattern[str]
     bracket: re.Pattern[str]
     familiar: re.Pattern[str]
     latin: re.Pattern[str]
     latin_prefix: re.Pattern[str]
+    latin_prefix_latin: re.Pattern[str]
     correction: re.Pattern[str]
+    line_person: re.Pattern[str]
+    line_latin: re.Pattern[str]
+    title_at_start: re.Pattern[str]
+    title_at_end: re.Pattern[str]
     not_people: frozenset[str]
     not_surname_after: frozenset[str]
     title_continuations: dict[str, str]
@@ -70,10 +83,20 @@ class PeopleRules:
     customer_markers: tuple[str, ...]
     titles: tuple[str, ...]
     latin_names: frozenset[str]
+    latin_labels: frozenset[str]
+    latin_surnames: frozenset[str]
+    greetings: tuple[str, ...]
+    not_names: tuple[str, ...]
+    hard_stop: frozenset[str]
+    ambiguous_roles: frozenset[str]
 
 
 def _alt(words: Sequence[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+
+
+_LATIN_TITLE = (r"(?:[A-Z][A-Za-z]*\.? )?(?:[A-Z][a-z]+ )?(?:Manager|Director|Engineer|Buyer|Purchaser|Officer|President|"
+                r"Supervisor|Specialist|Lead|Head|Chief|CEO|CTO|CFO|COO|GM|VP|PM)(?: of [A-Z][A-Za-z ]+)?")
 
 
 def _build_people(data: dict[str, Any]) -> PeopleRules:
@@ -81,20 +104,37 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
     compounds = frozenset(as_list(data["compound_surnames"]))
     surname_re = f"(?:{_alt(list(compounds))}|[{''.join(sorted(surnames))}])"
     attached_titles = as_list(data["attached_titles"])
-    role_titles = as_list(data["role_titles"])
+    cores = as_list(data.get("role_cores"))
+    generated = [d + c for d in as_list(data.get("role_departments")) for c in cores]
+    role_titles = as_list(data["role_titles"]) + cores + generated
+    depts = _alt(as_list(data.get("role_departments")))
+    # 设备采购主管: any run of departments before a core title.
+    stacked = f"(?:{depts}){{2,3}}(?:{_alt(cores)})"
+    titles_re = f"{stacked}|{_alt(role_titles + attached_titles)}"
     latin_names = as_list(data["latin_names"])
     given = f"[{_CJK}]{{0,2}}"
+    sep = r"[ \u3000]*(?:[｜|·•/,，]|\s)[ \u3000]*"
     return PeopleRules(
         surnames=surnames,
         compounds=compounds,
-        attached=re.compile(f"(?P<s>{surname_re})(?P<t>{_alt(attached_titles)})"),
-        role=re.compile(f"(?P<t>{_alt(role_titles)})[ \u3000]?(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
-        intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：]*"),
+        attached=re.compile(f"(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated)})"),
+        full_titled=re.compile(f"(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
+        role=re.compile(f"(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
+        role_latin=re.compile(f"(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?"
+                              r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
+        surname_only=re.compile(f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})"),
+        intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
         familiar=re.compile(f"(?P<f>[老小])(?P<s>{surname_re})"),
-        latin=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
+        latin=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{1,11})(?: (?P<l>[A-Z][a-z]{1,9}))?(?![A-Za-z])"),
         latin_prefix=re.compile(f"(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ \u3000]*(?P<s>{surname_re})"),
+        latin_prefix_latin=re.compile(f"(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ ]?(?P<n>[A-Z][a-z]{{1,11}})(?![A-Za-z])"),
         correction=re.compile(f"(?:{_alt(as_list(data['correction_markers']))})(?P<n>[{_CJK}A-Za-z]{{2,12}})"),
+        line_person=re.compile(f"(?m)^[ \u3000]*(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?[ \u3000]+)?(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}})"
+                               f"(?:{sep}(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?|(?P<t>{titles_re}|{_LATIN_TITLE})))*[ \u3000]*$"),
+        line_latin=re.compile(r"(?m)^[ \u3000]*(?P<n>[A-Z][a-z]{1,11} [A-Z][a-z]{1,11})[ \u3000]*$"),
+        title_at_start=re.compile(f"^[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*[,，｜|·]"),
+        title_at_end=re.compile(f"(?:[ \u3000]|[｜|·•,，])[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*$"),
         not_people=frozenset(as_list(data["not_people"])),
         not_surname_after=frozenset(as_list(data["not_surname_after"])),
         title_continuations={k: str(v) for k, v in data.get("title_continuations", {}).items()},
@@ -108,6 +148,12 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         customer_markers=tuple(as_list(data["customer_markers"])),
         titles=tuple(sorted(set(attached_titles) | set(role_titles), key=len, reverse=True)),
         latin_names=frozenset(latin_names),
+        latin_labels=frozenset(as_list(data.get("latin_labels"))),
+        latin_surnames=frozenset(as_list(data.get("latin_surnames"))),
+        greetings=tuple(as_list(data.get("greetings"))),
+        not_names=_NOT_NAMES + tuple(as_list(data.get("not_names"))),
+        hard_stop=frozenset(str(data.get("name_hard_stop_chars", ""))),
+        ambiguous_roles=frozenset(as_list(data.get("ambiguous_roles"))),
     )
 
 
@@ -117,6 +163,8 @@ _PEOPLE: LexiconFile[PeopleRules] = LexiconFile(lexicon_path("people"), _build_p
 _LEFT_WORDS = ("与", "和", "跟", "是", "给", "找", "被", "及", "单位", "客户", "对接")
 # Regex form of _is_boundary, so that finditer only tries names that start at a boundary.
 _BOUNDARY_RE = "(?:^|(?<=[^\u4e00-\u9fff])|" + "|".join(f"(?<={w})" for w in _LEFT_WORDS) + ")"
+# After 的 as well: 呼和浩特的蒙源乳业, 做小家电的卓越电器.
+_BOUNDARY_DE_RE = _BOUNDARY_RE[:-1] + "|(?<=的))"
 
 # ---------------------------------------------------------------- company rules
 
@@ -128,6 +176,8 @@ class CompanyRules:
     placed: re.Pattern[str]
     legal: re.Pattern[str]
     standalone: re.Pattern[str]
+    described: re.Pattern[str]
+    strip_tail: re.Pattern[str]
     generic: frozenset[str]
     not_in_name: frozenset[str]
     departments: tuple[str, ...]
@@ -143,7 +193,8 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
     standalone = _alt(as_list(data["standalone_suffixes"]))
     places = _alt([n for n, p in _PLACE_TABLE.names.items() if p is not None and len(n) >= 2])
     # A department word right after the name is not part of it (青岛海岳石化仪表科 → 青岛海岳石化).
-    not_dept = r"(?![科部处室组])"
+    not_dept = r"(?![科部处室组园]|基地|产业|行业|企业|项目|工程|设备|系统|装置|车间|手|臂)"
+    district = f"(?:[{_CJK}]{{1,3}}?[区县镇旗])?"
     brands = as_list(data["brands"])
     latin_brands = [b for b in brands if re.fullmatch(r"[A-Za-z+&]+", b)]
     cjk_brands = [b for b in brands if b not in latin_brands]
@@ -153,9 +204,13 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
     return CompanyRules(
         brands=re.compile(brand_re),
         placed=re.compile(
-            f"(?:{places})(?:{placed_ch}){{2,4}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
-        legal=re.compile(f"{_BOUNDARY_RE}(?:{namech}){{2,8}}?(?:(?:{suffix}))*(?:{legal})"),
-        standalone=re.compile(f"{_BOUNDARY_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"),
+            f"(?:{places}){district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
+        legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
+        standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
+                              f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
+        # 冀东装备（做起重机的）: a name followed by a bracket that says what the company makes.
+        described=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2,8}})(?=[（(](?:做|生产|专做|主营|是)[^（()）]{{1,16}}[）)])"),
+        strip_tail=re.compile(f"(?:{suffix}|{legal})+$"),
         generic=frozenset(as_list(data["generic_names"])),
         not_in_name=frozenset(not_in_name),
         departments=tuple(sorted(as_list(data["department_words"]), key=len, reverse=True)),
@@ -168,6 +223,8 @@ _COMPANIES: LexiconFile[CompanyRules] = LexiconFile(lexicon_path("companies"), _
 
 # ---------------------------------------------------------------- shared helpers
 
+# What may follow a full name written after its role (厂长袁建华吐槽, 代理侯振东刚透露).
+_AFTER_NAME = frozenset(" \t\n，,。.：:；;、！!？?（(）)说讲反表透称也就在的和与跟刚吐觉还已让叫要来去又都把对给问打回今明昨下上这那他她是发想同话人")
 _OUR_COMPANY_PREFIXES = ("你们", "我们", "我司", "贵司", "咱们", "本公司", "我们的", "你们的")
 
 
@@ -186,8 +243,7 @@ def _corrected_away(text: str, rules: PeopleRules) -> set[str]:
     """Names the text says were written wrongly (之前群里写成龙志强了 → {龙志强})."""
     out: set[str] = set()
     for m in rules.correction.finditer(text):
-        name = m.group("n")
-        name = re.sub(r"(了|的|啦|是)+$", "", name)
+        name = re.split(r"[了的啦是，,。]", m.group("n"))[0]
         for cut in range(len(name), 1, -1):
             out.add(name[:cut])
     return out
@@ -212,15 +268,25 @@ class _Speakers:
 
 
 def _surname_key(name: str, rules: PeopleRules) -> str:
-    if re.match(f"[{_CJK}]", name):
-        return name[:2] if name[:2] in rules.compounds else name[:1]
+    simp = to_simplified(name)
+    if re.match(f"[{_CJK}]", simp):
+        return simp[:2] if simp[:2] in rules.compounds else simp[:1]
     return name.lower()
 
 
-def _given_name(text: str, at: int, rules: PeopleRules) -> str:
-    """Up to two given-name characters at ``at``, stopping before verbs, particles and titles."""
+def _given_name(simp: str, at: int, rules: PeopleRules) -> str:
+    """Up to two given-name characters at ``at``, stopping before verbs, particles and titles.
+
+    A title or time character may end a given name when a clear name end follows (侯文博说, 聂刚说).
+    """
+    for n in (2, 1):
+        g = simp[at:at + n]
+        if len(g) == n and all("\u4e00" <= ch <= "\u9fff" and ch not in rules.hard_stop for ch in g):
+            nxt = simp[at + n:at + n + 1]
+            if (nxt == "" or nxt in _AFTER_NAME or nxt in rules.hard_stop) and any(ch in rules.name_stop for ch in g):
+                return g
     out = ""
-    for ch in text[at:at + 2]:
+    for ch in simp[at:at + 2]:
         if not ("\u4e00" <= ch <= "\u9fff") or ch in rules.name_stop:
             break
         out += ch
@@ -229,57 +295,67 @@ def _given_name(text: str, at: int, rules: PeopleRules) -> str:
 
 def _title_in(fragment: str, rules: PeopleRules) -> str | None:
     """The title a bracket or line ends with (邯郸那家农机厂的采购经理 → 采购经理)."""
-    frag = fragment.strip()
+    frag = to_simplified(fragment.strip())
     for t in rules.titles:
-        if frag.endswith(t) and (len(frag) == len(t) or not frag[-len(t) - 1].isascii() or " " in t
-                                 or not t.isascii()):
-            return t
+        if frag.endswith(t) and (len(frag) == len(t) or not t.isascii() or " " in t
+                                 or not frag[-len(t) - 1].isalpha()):
+            return fragment.strip()[-len(t):]
     if re.fullmatch(r"[A-Za-z][A-Za-z .&/]{1,30}", frag) and re.search(
             r"(?i)manager|engineer|director|buyer|purchas|officer|head|lead|chief|sales|QA|QC", frag):
-        return frag
+        return fragment.strip()
     return None
 
 
-def _bracket_company(fragment: str, crules: CompanyRules) -> str | None:
+def _bracket_company(fragment: str, crules: CompanyRules, rules: PeopleRules) -> str | None:
     """The organisation named in a bracket after a person (恒钢采购 → 恒钢, 精创模具 → 精创模具)."""
     frag = fragment.strip()
+    simp = to_simplified(frag)
+    title = _title_in(frag, rules)
+    if title is not None:
+        if len(title) == len(frag):
+            return None
+        frag, simp = frag[: -len(title)].rstrip("的 "), simp[: -len(title)].rstrip("的 ")
     for dept in crules.departments:
-        if frag.endswith(dept) and len(frag) - len(dept) >= 2:
-            frag = frag[: -len(dept)]
+        if simp.endswith(dept) and len(simp) - len(dept) >= 2:
+            frag, simp = frag[: -len(dept)], simp[: -len(dept)]
             break
-    if not re.fullmatch(f"[{_CJK}A-Za-z0-9]{{2,12}}", frag):
+    if not re.fullmatch(f"[{_CJK}A-Za-z0-9]{{2,12}}", simp):
         return None
-    if any(ch in crules.not_in_name for ch in frag) or frag in crules.generic:
+    if any(ch in crules.not_in_name for ch in simp) or simp in crules.generic:
         return None
     return frag
 
 
-def _ours_before(text: str, pos: int, rules: PeopleRules) -> bool:
-    head = text[max(0, pos - 6):pos].rstrip(" ")
+def _ours_before(simp: str, pos: int, rules: PeopleRules) -> bool:
+    head = simp[max(0, pos - 6):pos].rstrip(" ")
     return head.endswith(rules.our_prefixes)
 
 
-def _attached_ok(text: str, m: re.Match[str], rules: PeopleRules) -> bool:
-    s, t = m.group("s"), m.group("t")
-    start, end = m.start(), m.end()
-    if s + t in rules.not_people or text[start:start + len(s) + len(t) + 1] in rules.not_people:
+def _attached_ok(simp: str, s: str, t: str, start: int, end: int, rules: PeopleRules) -> bool:
+    if s + t in rules.not_people or simp[start:start + len(s) + len(t) + 1] in rules.not_people:
         return False
-    if start > 0 and text[start - 1] in rules.not_surname_after and len(s) == 1:
+    if start > 0 and simp[start - 1] in rules.not_surname_after and len(s) == 1:
         return False
-    nxt = text[end:end + 1]
-    cont = rules.title_continuations.get(t[-1:], "") if len(t) == 1 else ""
+    nxt = simp[end:end + 1]
+    cont = rules.title_continuations.get(t, "") if len(t) == 1 else ""
     if nxt and nxt in cont:
         return False
     if t.isascii() and nxt.isascii() and nxt.isalpha():
         return False
     if t == "生":
-        # Cantonese 黎生 ("Mr Li"): only before a speech verb or after 嘅/的, never inside 先生/学生.
-        prev = text[start - 1:start]
-        if not (nxt in ("话", "讲", "说", "佢", "哋", "，", ",") or prev in ("嘅", "的", "问", "同")):
+        # Cantonese 黎生 ("Mr Li"): only before speech or time words or after 嘅/的, never inside 先生/学生.
+        prev = simp[start - 1:start]
+        if not (nxt in ("话", "讲", "说", "佢", "哋", "琴", "今", "听", "寻", "尋", "，", ",", "")
+                or prev in ("嘅", "的", "问", "同", "系", "", "，", ",", " ", "\n")):
             return False
-    if t in ("哥", "姐") and start > 0 and text[start - 1] in "大小帅美老":
+    if t in ("哥", "姐") and start > 0 and simp[start - 1] in "大小帅美老":
         return False
     return True
+
+
+def _latin_ok(name: str, rules: PeopleRules) -> bool:
+    first = name.split(" ")[0]
+    return first not in rules.latin_labels and name not in rules.latin_labels
 
 
 def _speaker_person(spk: str, rules: PeopleRules, crules: CompanyRules) -> tuple[str, str | None, str | None] | None:
@@ -289,16 +365,17 @@ def _speaker_person(spk: str, rules: PeopleRules, crules: CompanyRules) -> tuple
     title: str | None = None
     bm = rules.bracket.search(spk)
     if bm:
-        company = _bracket_company(bm.group("b"), crules)
+        company = _bracket_company(bm.group("b"), crules, rules)
         title = _title_in(bm.group("b"), rules)
         spk = spk[: bm.start()].strip()
-    if re.fullmatch(r"[A-Za-z][A-Za-z .'-]{0,20}", spk):
-        return spk, title, company
-    m = rules.attached.fullmatch(spk)
+    if re.fullmatch(r"[A-Z][a-z]{1,11}(?: [A-Z][a-z]{1,11})?", spk):
+        return (spk, title, company) if _latin_ok(spk, rules) else None
+    simp = to_simplified(spk)
+    m = rules.attached.fullmatch(simp)
     if m:
-        return m.group("s"), m.group("t"), company
-    if re.fullmatch(f"[{_CJK}]{{2,4}}", spk):
-        key = spk[:2] if spk[:2] in rules.compounds else spk[:1]
+        return spk[: len(m.group("s"))], spk[len(m.group("s")):], company
+    if re.fullmatch(f"[{_CJK}]{{2,4}}", simp):
+        key = simp[:2] if simp[:2] in rules.compounds else simp[:1]
         if key in rules.compounds or key in rules.surnames:
             return spk, title, company
     return None
@@ -311,34 +388,74 @@ def _speaker_sides(text: str, segments: Sequence[SegmentLike], rules: PeopleRule
     named = [s for s in segments if s.speaker]
     if not named:
         return out
-    header = text[: min(s.start for s in named)]
+    header = to_simplified(text[: min(s.start for s in named)])
     internal = any(mk in header for mk in rules.internal_markers)
     lines: dict[str, list[SegmentLike]] = {}
     for seg in named:
         lines.setdefault(seg.speaker.strip(), []).append(seg)  # type: ignore[union-attr]
-    for spk, segs in lines.items():
-        if spk in ("我", "me", "Me") or spk.startswith("我"):
-            continue
-        person = _speaker_person(spk, rules, crules)
-        said = "\n".join(s.text for s in segs)
+    people = {spk: _speaker_person(spk, rules, crules) for spk in lines}
+    others = [spk for spk in lines if not (spk in ("我", "me", "Me") or spk.startswith("我"))]
+    for i, spk in enumerate(others):
+        segs = lines[spk]
+        person = people[spk]
+        said = to_simplified("\n".join(s.text for s in segs))
         ours = internal
-        if not ours and not any(mk in said for mk in rules.customer_markers):
+        if not ours and i > 0 and not any(mk in said for mk in rules.customer_markers):
+            # A later speaker who promises our action, or who greets another speaker by name
+            # (朱蕾: 武经理，价格我再申请一下), answers the customer for us.
             ours = any(mk in said for mk in rules.promise_markers)
+            for other in others[:i]:
+                op = people[other]
+                if op is None:
+                    continue
+                key = _surname_key(op[0], rules)
+                first_line = to_simplified(segs[0].text).lstrip()
+                if first_line.startswith(to_simplified(op[0])) or (
+                        first_line.startswith(key) and rules.attached.match(first_line)):
+                    ours = True
         if person is None:
             continue
         name, title, company = person
-        key = _surname_key(name, rules)
         if ours:
             out.ours.add(name)
             continue
-        out.mentions.append(_Mention(segs[0].start, name, title, key=key))
+        out.mentions.append(_Mention(segs[0].start, name, title, key=_surname_key(name, rules)))
         if company:
             out.companies.append((segs[0].start, company))
     return out
 
 
+def _familiar_ok(simp: str, at: int, surname: str, rules: PeopleRules) -> bool:
+    """小麦就行 / 老阚就打来电话 are people; 小时, 两小时, 小于 are not."""
+    for w in rules.not_familiar:
+        if simp.startswith(w, at):
+            return False
+    if at > 0 and simp[at - 1] in "一二两三四五六七八九十半几多每数0123456789个":
+        return False
+    nxt = simp[at + 1 + len(surname):at + 2 + len(surname)]
+    return nxt == "" or nxt in rules.familiar_followers
+
+
+def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules) -> str | None:
+    """A card's title on the next line: 新疆天钰光伏硅材料有限公司｜设备采购主管, Sales Director, 厦门…"""
+    if simp[line_end:line_end + 1] != "\n":
+        return None
+    nl = simp.find("\n", line_end + 1)
+    nl = len(simp) if nl < 0 else nl
+    line = simp[line_end + 1:nl]
+    for pat in (rules.title_at_start, rules.title_at_end):
+        m = pat.search(line)
+        if m:
+            return text[line_end + 1 + m.start("t"):line_end + 1 + m.end("t")]
+    return None
+
+
 def _scan_people(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[list[_Mention], list[tuple[int, str]]]:
-    """Every person mention in the text, with its position; plus companies seen in brackets."""
+    """Every person mention in the text, with its position; plus companies seen in brackets.
+
+    Matching runs on the simplified text; names and titles are copied from ``text`` as written.
+    """
+    simp = to_simplified(text)
     mentions: list[_Mention] = []
     companies: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
@@ -346,9 +463,11 @@ def _scan_people(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[l
     def free(a: int, b: int) -> bool:
         return all(b <= x or a >= y for x, y in taken)
 
-    def add(pos: int, end: int, name: str, title: str | None, ours_at: int | None = None) -> None:
-        ours = _ours_before(text, pos if ours_at is None else ours_at, rules)
-        mentions.append(_Mention(pos, name, title, ours, _surname_key(name, rules)))
+    def add(pos: int, end: int, name_at: tuple[int, int], title: str | None, ours_at: int | None = None,
+            name: str | None = None) -> None:
+        nm = name if name is not None else text[name_at[0]:name_at[1]]
+        ours = _ours_before(simp, pos if ours_at is None else ours_at, rules)
+        mentions.append(_Mention(pos, nm, title, ours, _surname_key(nm, rules)))
         taken.append((pos, end))
 
     def bracket_after(end: int) -> tuple[str | None, int]:
@@ -356,134 +475,174 @@ def _scan_people(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[l
         if not bm:
             return None, end
         frag = bm.group("b")
-        comp = _bracket_company(frag, crules)
+        comp = _bracket_company(frag, crules, rules)
         if comp:
             companies.append((bm.start() + 1, comp))
         return _title_in(frag, rules), bm.end()
 
-    # Dr. 梁
-    for m in rules.latin_prefix.finditer(text):
-        add(m.start(), m.end(), m.group("s"), m.group("t"))
+    def full_name_at(at: int) -> tuple[int, int] | None:
+        s = simp[at:at + 2] if simp[at:at + 2] in rules.compounds else simp[at:at + 1]
+        if s not in rules.surnames and s not in rules.compounds:
+            return None
+        g = _given_name(simp, at + len(s), rules)
+        if not g and simp[at + len(s):at + len(s) + 1] in rules.name_stop and \
+                simp[at + len(s) + 1:at + len(s) + 2] in ("说", "讲", "称", "表"):
+            g = simp[at + len(s)]  # 聂刚说, 黎明说: a one-character given name that is also a word
+        if not g or simp.startswith(rules.not_names, at):
+            return None
+        return (at, at + len(s) + len(g))
 
-    # Role + name: 质量部长段红梅, 代理侯振东, 设备经理老阚, 采购专员 阮冬梅.
-    for m in rules.role.finditer(text):
-        s = m.group("s")
-        s_at = m.start("s")
+    # Dr. 梁, Mr. Tan
+    for m in rules.latin_prefix.finditer(simp):
+        add(m.start(), m.end(), m.span("s"), text[m.start("t"):m.end("t")])
+    for m in rules.latin_prefix_latin.finditer(simp):
+        if free(m.start(), m.end()):
+            add(m.start(), m.end(), m.span("n"), text[m.start("t"):m.end("t")])
+
+    # Card and signature lines: 钱卫东｜副院长, 彭雨桐 采购经理, 祁连山 Qi Lianshan, Jason Xu.
+    for m in rules.line_person.finditer(simp):
+        if not free(m.start(), m.end()):
+            continue
+        title = text[m.start("t"):m.end("t")] if m.group("t") else _line_title(simp, text, m.end(), rules)
+        add(m.start(), m.end(), (m.start("s"), m.end("g")), title)
+    for m in rules.line_latin.finditer(simp):
+        name = m.group("n")
+        if name.split(" ")[1] in rules.latin_surnames and _latin_ok(name, rules) and free(m.start("n"), m.end()):
+            add(m.start("n"), m.end(), m.span("n"), _line_title(simp, text, m.end(), rules))
+
+    # Role + name: 质量部长段红梅, 代理侯振东, 设备经理老阚, 采购专员 阮冬梅, 新董事长叫戚建国, 采购的汪莉.
+    for m in rules.role.finditer(simp):
+        s_at, s = m.start("s"), m.group("s")
         if not free(m.start(), s_at + len(s)):
             continue
+        title = text[m.start("t"):m.end("t")]
         if m.group("f"):
-            if not _familiar_ok(text, m.start("f"), s, rules):
+            if m.group("j") or any(simp.startswith(w, m.start("f")) for w in rules.not_familiar):
                 continue
-            add(m.start(), s_at + len(s), s, m.group("t"))
+            add(m.start(), s_at + len(s), (s_at, s_at + len(s)), title)
             continue
-        am = rules.attached.match(text, s_at)
-        if am and _attached_ok(text, am, rules):
-            continue  # 经理郝经理: the attached form is handled below
-        g = _given_name(text, s_at + len(s), rules)
-        if not g:
+        span = full_name_at(s_at)
+        am = rules.attached.match(simp, s_at)
+        if am and _attached_ok(simp, am.group("s"), am.group("t"), am.start(), am.end(), rules) and (
+                span is None or span[1] <= am.end()):
+            continue  # 经理郝经理 / 设备部的纳主任: the attached form is handled below
+        if span is None:
             continue
-        end = s_at + len(s) + len(g)
-        add(m.start(), end, s + g, m.group("t"))
+        after = simp[span[1]:span[1] + 1]
+        if m.group("t") in rules.ambiguous_roles and not (after == "" or after in _AFTER_NAME or after in rules.surnames):
+            continue  # 采购计划定了 is not a buyer called 计划定
+        if m.group("j") == "的" and not re.match(r"[，,。\s说讲反表透称]|$", after):
+            continue  # 采购的汪莉说 yes; 经理的电话 no
+        add(m.start(), span[1], span, title)
+    for m in rules.role_latin.finditer(simp):
+        if free(m.start(), m.end()) and _latin_ok(m.group("n"), rules):
+            add(m.start(), m.end(), m.span("n"), text[m.start("t"):m.end("t")])
 
-    # Introduced full names: 对接人皇甫静, 全名邱雅婷, From: 聂文涛, 【个人名片】毛志远.
-    for m in rules.intro.finditer(text):
+    # Introduced full names: 对接人皇甫静, 全名邱雅婷, From: 聂文涛, 寄件者：Raymond Chan.
+    for m in rules.intro.finditer(simp):
         at = m.end()
-        am = rules.attached.match(text, at)
-        if am and _attached_ok(text, am, rules):
+        am = rules.attached.match(simp, at)
+        if am and _attached_ok(simp, am.group("s"), am.group("t"), am.start(), am.end(), rules):
             continue
-        lm = rules.latin.match(text, at)
+        lm = rules.latin.match(simp, at)
         if lm:
-            if free(at, lm.end()):
-                add(at, lm.end(), lm.group("n"), None, ours_at=m.start())
+            end = lm.end() if (lm.group("l") is None or lm.group("l") in rules.latin_surnames
+                               or simp[lm.end():lm.end() + 1] in ("\n", "")) else lm.end("n")
+            if free(at, end) and _latin_ok(lm.group("n"), rules):
+                add(at, end, (at, end), None, ours_at=m.start())
             continue
-        sm = re.match(f"[{_CJK}]{{2,4}}", text[at:])
-        if not sm:
+        span = full_name_at(at)
+        if span is None or not free(*span):
             continue
-        s = text[at:at + 2] if text[at:at + 2] in rules.compounds else text[at:at + 1]
-        if s not in rules.surnames and s not in rules.compounds:
-            continue
-        g = _given_name(text, at + len(s), rules)
-        if not g or not free(at, at + len(s) + len(g)):
-            continue
-        end = at + len(s) + len(g)
-        title, _ = bracket_after(end)
+        title, _ = bracket_after(span[1])
         if title is None:
-            title = _card_title(text, end, rules)
-        add(at, end, s + g, title, ours_at=m.start())
+            line_end = simp.find("\n", span[1])
+            if line_end == span[1]:
+                title = _line_title(simp, text, line_end, rules)
+        add(at, span[1], span, title, ours_at=m.start())
 
-    # Surname + title: 潘总, 诸葛董, 卓sir, 黎生.
-    for m in rules.attached.finditer(text):
-        if not free(m.start(), m.end()) or not _attached_ok(text, m, rules):
+    # Full name + title: 设备科的和志强科长, 机电科的白云飞科长.
+    for m in rules.full_titled.finditer(simp):
+        if not free(m.start(), m.end()) or not _is_boundary(simp, m.start()) and simp[m.start() - 1] not in "的、和":
             continue
-        bracket_after(m.end())
-        add(m.start(), m.end(), m.group("s"), m.group("t"))
+        g = m.group("g")
+        if len(m.group("t")) < 2 or any(ch in rules.name_stop for ch in g) or simp.startswith(rules.not_names, m.start()):
+            continue
+        if not _attached_ok(simp, m.group("s"), m.group("t"), m.start(), m.end(), rules):
+            continue
+        # Prefer 王总 over 王X总 when X is not a plausible given-name character.
+        add(m.start(), m.end(), (m.start(), m.start("t")), text[m.start("t"):m.end("t")])
+
+    # Surname + title: 潘总, 诸葛董, 卓sir, 黎生, 鄭主任.
+    for m in rules.attached.finditer(simp):
+        if not free(m.start(), m.end()):
+            continue
+        if not _attached_ok(simp, m.group("s"), m.group("t"), m.start(), m.end(), rules):
+            continue
+        title, _ = bracket_after(m.end())
+        add(m.start(), m.end(), m.span("s"), text[m.start("t"):m.end("t")])
+
+    # 他们老板姓鲍 → 鲍 / 老板.
+    for m in rules.surname_only.finditer(simp):
+        if free(m.start("s"), m.end()):
+            title = text[m.start("t"):m.end("t")] if m.group("t") else None
+            add(m.start(), m.end(), m.span("s"), title)
 
     # Full name + bracket: 房立新（邯郸那家农机厂的采购经理）, 秦思雨（恒钢采购）.
-    for bm in rules.bracket.finditer(text):
+    for bm in rules.bracket.finditer(simp):
         b0 = bm.start()
-        head = text[max(0, b0 - 4):b0]
-        nm = re.search(f"(?:^|(?<=[^{_CJK}]))([{_CJK}]{{2,4}})$", head) if head else None
-        if nm is None and head:
-            nm = re.search(f"([{_CJK}]{{2,4}})$", head)
-            if nm and not _is_boundary(text, b0 - len(nm.group(1))):
-                nm = None
+        nm = re.search(f"([{_CJK}]{{2,4}})$", simp[max(0, b0 - 4):b0])
         if nm:
             cand = nm.group(1)
             start = b0 - len(cand)
-            s = cand[:2] if cand[:2] in rules.compounds else cand[:1]
-            if (s in rules.surnames or s in rules.compounds) and len(cand) > len(s) and free(start, b0):
-                if not any(ch in rules.name_stop for ch in cand[len(s):]):
-                    title, _ = bracket_after(b0)
-                    add(start, b0, cand, title)
+            # The shortest plausible name that ends at the bracket and starts at a boundary.
+            for cut in range(len(cand) - 2, -1, -1):
+                st = start + cut
+                if _is_boundary(simp, st) or simp[st - 1] in "的、":
+                    span = full_name_at(st)
+                    if span and span[1] == b0 and free(st, b0):
+                        title = _title_in(bm.group("b"), rules)
+                        comp = _bracket_company(bm.group("b"), crules, rules)
+                        if title is not None or comp is not None:
+                            if comp:
+                                companies.append((b0 + 1, text[b0 + 1:b0 + 1 + len(comp)] if False else comp))
+                            add(st, b0, span, title)
+                    break
             continue
-        lm = re.search(r"([A-Z][a-z]{1,11})[ ]?$", text[max(0, b0 - 13):b0])
-        if lm and free(b0 - len(lm.group(0)), b0):
+        lm = re.search(r"([A-Z][a-z]{1,11})[ ]?$", simp[max(0, b0 - 13):b0])
+        if lm and free(b0 - len(lm.group(0)), b0) and _latin_ok(lm.group(1), rules):
             title, _ = bracket_after(b0)
-            add(b0 - len(lm.group(0)), b0, lm.group(1), title)
+            start = b0 - len(lm.group(0))
+            add(start, b0, (start, start + len(lm.group(1))), title)
 
     # Familiar 老X / 小X: 助理小麦, 设备科的小卞, 老阚.
-    for m in rules.familiar.finditer(text):
-        if not free(m.start(), m.end()) or not _familiar_ok(text, m.start(), m.group("s"), rules):
+    for m in rules.familiar.finditer(simp):
+        if not free(m.start(), m.end()) or not _familiar_ok(simp, m.start(), m.group("s"), rules):
             continue
-        nxt = text[m.end():m.end() + 1]
-        prev = text[:m.start()].rstrip(" ")[-1:]
-        vocative = (prev in ("", "\n", ":", "：") and nxt in rules.vocative_followers)
-        add(m.start(), m.end(), m.group("s"), None)
+        nxt = simp[m.end():m.end() + 1]
+        prev = simp[:m.start()].rstrip(" ")[-1:]
+        vocative = prev in ("", "\n", ":", "：") and nxt in rules.vocative_followers
+        add(m.start(), m.end(), m.span("s"), None)
         if vocative:
             mentions[-1].ours = True
 
-    # Latin given names: Tony, Grace, 倍驰物流 Eric.
-    for m in rules.latin.finditer(text):
-        n = m.group("n")
-        if n not in rules.latin_names or not free(m.start(), m.end()):
+    # Latin names: Tony, Grace, 倍驰物流 Eric, Lisa Wang; the addressee of "Hi Kevin" is our rep.
+    for m in rules.latin.finditer(simp):
+        n, last = m.group("n"), m.group("l")
+        if not free(m.start(), m.end("n")):
             continue
-        nxt = text[m.end():m.end() + 2]
+        if n not in rules.latin_names:
+            continue
+        end = m.end() if last and last in rules.latin_surnames else m.end("n")
+        nxt = simp[end:end + 2]
         if re.match(r"[ ]?\d{1,2}-\d{1,2}|[:：]", nxt):
             continue  # a speaker label; the record's speaker list decides about it
-        add(m.start(), m.end(), n, None)
+        head = simp[max(0, m.start() - 8):m.start()].strip(" ,，")
+        greeted = head.endswith(rules.greetings) and (len(head) <= 6 or head[-7:-6] in ("\n", ""))
+        add(m.start(), end, (m.start(), end), None)
+        if greeted:
+            mentions[-1].ours = True
     return mentions, companies
-
-
-def _card_title(text: str, end: int, rules: PeopleRules) -> str | None:
-    """A contact card's title on the next line (镇江华澜船舶配套有限公司 · 采购部经理)."""
-    if text[end:end + 1] != "\n":
-        return None
-    nl = text.find("\n", end + 1)
-    line = text[end + 1: nl if nl >= 0 else len(text)]
-    m = re.search(r"[·•|｜/]\s*([^·•|｜/]{1,20})$", line)
-    return _title_in(m.group(1), rules) if m else None
-
-
-def _familiar_ok(text: str, at: int, surname: str, rules: PeopleRules) -> bool:
-    """小麦就行 / 老阚就打来电话 are people; 小时, 两小时, 小于 are not."""
-    word = text[at:at + 1 + len(surname)]
-    for w in rules.not_familiar:
-        if text.startswith(w, at):
-            return False
-    if at > 0 and text[at - 1] in "一二两三四五六七八九十半几多每数0123456789个":
-        return False
-    nxt = text[at + len(word):at + len(word) + 1]
-    return nxt == "" or nxt in rules.familiar_followers
 
 
 def _merge(mentions: list[_Mention]) -> list[dict[str, str | None]]:
@@ -493,15 +652,17 @@ def _merge(mentions: list[_Mention]) -> list[dict[str, str | None]]:
         groups.setdefault(mt.key, []).append(mt)
     records: list[tuple[int, dict[str, str | None]]] = []
     for key, ms in groups.items():
+        latin = [mt for mt in ms if mt.name.isascii()]
+        if latin:
+            best = max(latin, key=lambda mt: len(mt.name))
+            title = next((mt.title for mt in latin if mt.title), None)
+            records.append((latin[0].pos, {"name": best.name, "title": title}))
+            continue
         fulls: list[_Mention] = []
         for mt in ms:
-            if len(mt.name) > len(key) and not mt.name.isascii() and all(f.name != mt.name for f in fulls):
+            if len(mt.name) > len(key) and all(f.name != mt.name for f in fulls):
                 fulls.append(mt)
-        shorts = [mt for mt in ms if mt not in fulls and (mt.name.isascii() or len(mt.name) == len(key))]
-        if mt_latin := [mt for mt in ms if mt.name.isascii()]:
-            title = next((mt.title for mt in mt_latin if mt.title), None)
-            records.append((mt_latin[0].pos, {"name": mt_latin[0].name, "title": title}))
-            continue
+        shorts = [mt for mt in ms if len(mt.name) == len(key)]
         if fulls:
             short_title = next((mt.title for mt in shorts if mt.title), None)
             for i, f in enumerate(fulls):
@@ -509,21 +670,27 @@ def _merge(mentions: list[_Mention]) -> list[dict[str, str | None]]:
                 title = short_title if (i == 0 and short_title) else full_title
                 records.append((f.pos, {"name": f.name, "title": title}))
             continue
-        seen_titles: list[str | None] = []
+        by_title: dict[str | None, int] = {}
         for mt in shorts:
-            if mt.title in seen_titles:
+            if mt.title in by_title:
                 continue
-            if mt.title is None and seen_titles:
+            same = next((t for t in by_title if t and mt.title and (t.endswith(mt.title) or mt.title.endswith(t))), None)
+            if same is not None:
+                if mt.title and len(mt.title) > len(same):  # 车间主任姓冉 … 冉主任: the fuller title
+                    idx = by_title.pop(same)
+                    records[idx][1]["title"] = mt.title
+                    by_title[mt.title] = idx
                 continue
-            if mt.title is not None and None in seen_titles:
+            if mt.title is None and by_title:
+                continue
+            if mt.title is not None and None in by_title:
                 # 小卞 … 卞工: the same person, the title wins.
-                idx = next(i for i, (_, r) in enumerate(records) if r["name"] == key and r["title"] is None)
+                idx = by_title.pop(None)
                 records[idx][1]["title"] = mt.title
-                seen_titles.remove(None)
-                seen_titles.append(mt.title)
+                by_title[mt.title] = idx
                 continue
-            seen_titles.append(mt.title)
-            records.append((mt.pos, {"name": key, "title": mt.title}))
+            by_title[mt.title] = len(records)
+            records.append((mt.pos, {"name": mt.name, "title": mt.title}))
     records.sort(key=lambda r: r[0])
     return [r for _, r in records]
 
@@ -534,21 +701,19 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
     crules = _COMPANIES.get()
     speakers = _speaker_sides(text, segments, rules, crules)
     mentions, _ = _scan_people(text, rules, crules)
-    corrected = _corrected_away(text, rules)
+    corrected = _corrected_away(to_simplified(text), rules)
     ours_names = set(speakers.ours)
     ours_keys = {_surname_key(n, rules) for n in ours_names if not n.isascii()}
     ours_latin = {n.lower() for n in ours_names if n.isascii()}
-    for mt in mentions:
-        if mt.ours:
-            if mt.name.isascii():
-                ours_latin.add(mt.name.lower())
+    ours_latin |= {mt.name.lower() for mt in mentions if mt.ours and mt.name.isascii()}
     kept: list[_Mention] = []
     for mt in mentions + speakers.mentions:
-        if mt.ours or mt.name in corrected:
+        if mt.ours or to_simplified(mt.name) in corrected:
             continue
-        if mt.name.isascii() and mt.name.lower() in ours_latin:
-            continue
-        if not mt.name.isascii() and (mt.name in ours_names or (mt.key in ours_keys and len(mt.name) > len(mt.key))):
+        if mt.name.isascii():
+            if mt.name.lower() in ours_latin or mt.name.split(" ")[0].lower() in ours_latin:
+                continue
+        elif mt.name in ours_names or (mt.key in ours_keys and len(mt.name) > len(mt.key)):
             continue
         kept.append(mt)
     return _merge(kept)
@@ -556,32 +721,46 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
 
 # ---------------------------------------------------------------- companies
 
+def _generic_company(name: str, crules: CompanyRules) -> bool:
+    """True for 医疗器械公司, 化工集团: industry words and a legal suffix with no name of its own."""
+    core = crules.strip_tail.sub("", name)
+    return len(core) < 2 or core in crules.generic
+
+
 def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
     """Organisations named in ``text`` (customer, prospect, partner, competitor), copied as written."""
     rules = _PEOPLE.get()
     crules = _COMPANIES.get()
+    simp = to_simplified(text)
     cands: list[tuple[int, str]] = []
-    for m in crules.placed.finditer(text):
-        cands.append((m.start(), m.group(0)))
-    for m in crules.legal.finditer(text):
-        if m.group(0) not in crules.legal_suffixes:
-            cands.append((m.start(), m.group(0)))
-    for m in crules.standalone.finditer(text):
+
+    def span(m: re.Match[str], group: int | str = 0) -> tuple[int, str]:
+        return m.start(group), text[m.start(group):m.end(group)]
+
+    for m in crules.placed.finditer(simp):
+        cands.append(span(m))
+    for m in crules.legal.finditer(simp):
+        if m.group(0) not in crules.legal_suffixes and not _generic_company(m.group(0), crules):
+            cands.append(span(m))
+    for m in crules.standalone.finditer(simp):
         if m.group("n") not in crules.generic:
-            cands.append((m.start(), m.group(0)))
-    for m in crules.brands.finditer(text):
-        cands.append((m.start(), m.group(0)))
+            cands.append(span(m))
+    for m in crules.described.finditer(simp):
+        if m.group("n") not in crules.generic:
+            cands.append(span(m, "n"))
+    for m in crules.brands.finditer(simp):
+        cands.append(span(m))
     _, bracketed = _scan_people(text, rules, crules)
     cands.extend(bracketed)
     cands.extend(_speaker_sides(text, segments, rules, crules).companies)
-    corrected = _corrected_away(text, rules)
+    corrected = _corrected_away(simp, rules)
     ours: set[str] = set()
     for pos, name in cands:
-        if text[max(0, pos - 4):pos].rstrip(" ").endswith(_OUR_COMPANY_PREFIXES):
+        if simp[max(0, pos - 4):pos].rstrip(" ").endswith(_OUR_COMPANY_PREFIXES):
             ours.add(name)
     out: list[tuple[int, str]] = []
     for pos, name in sorted(cands, key=lambda c: (c[0], -len(c[1]))):
-        if name in ours or name in corrected:
+        if name in ours or to_simplified(name) in corrected:
             continue
         if any(name in other for _, other in cands if other != name and other not in ours):
             continue

@@ -106,6 +106,29 @@ class LexiconFile(Generic[T]):
         return self._value
 
 
+def _simplified_table() -> dict[int, str]:
+    """One-to-one traditional → simplified characters (zhconv's table, single characters only)."""
+    try:
+        import zhconv.zhconv as zc
+    except ImportError:  # zhconv is a dependency; without it traditional text just matches less
+        return {}
+    zc.loaddict()
+    table = zc.zhcdicts["zh2Hans"]
+    return {ord(k): v for k, v in table.items() if len(k) == 1 and len(v) == 1 and k != v}
+
+
+_TO_SIMPLIFIED = _simplified_table()
+
+
+def to_simplified(text: str) -> str:
+    """``text`` with traditional characters mapped to simplified ones, one for one.
+
+    The length is kept, so a span found in the result can be copied from ``text`` as written
+    (鄭主任 is matched as 郑主任 and reported as 鄭).
+    """
+    return text.translate(_TO_SIMPLIFIED)
+
+
 def lexicon_path(name: str) -> Path:
     """The path of a shipped lexicon file (``"intents"`` → ``nlp/data/lexicon/intents.toml``)."""
     return LEXICON_DIR / f"{name}.toml"
