@@ -239,11 +239,25 @@ def _local_time(ms: object) -> str | None:
 
 
 def resolve_mentions(text: str, mentions: object) -> str:
-    """Replace Feishu's ``@_user_N`` placeholders with ``@名字``."""
+    """Replace Feishu's ``@_user_N`` placeholders with ``@名字``.
+
+    Placeholders at the very start address the bot (``@leadbot 今天拜访了…`` in a group) and
+    are dropped, so the note starts with what the rep said.
+    """
+    keys: dict[str, str] = {}
     if isinstance(mentions, list):
         for m in mentions:
             if isinstance(m, dict) and isinstance(m.get("key"), str) and m["key"]:
-                text = text.replace(m["key"], f"@{m.get('name') or ''}".rstrip("@") or "")
+                keys[m["key"]] = str(m.get("name") or "")
+    text = text.strip()
+    stripped = True
+    while stripped:
+        stripped = False
+        for key in keys:
+            if text.startswith(key):
+                text, stripped = text[len(key):].lstrip(), True
+    for key, name in keys.items():
+        text = text.replace(key, f"@{name}" if name else "")
     return text.strip()
 
 

@@ -103,7 +103,9 @@ def test_card_json_1_fallback_uses_action_container() -> None:
 
 
 def test_mentions_post_and_forward_flattening() -> None:
-    assert resolve_mentions("@_user_1 帮我看下 @_user_2", [{"key": "@_user_1", "name": "leadbot"}, {"key": "@_user_2", "name": "王总"}]) == "@leadbot 帮我看下 @王总"
+    mentions = [{"key": "@_user_1", "name": "leadbot"}, {"key": "@_user_2", "name": "王总"}]
+    assert resolve_mentions("@_user_1 帮我看下 @_user_2", mentions) == "帮我看下 @王总"
+    assert resolve_mentions("转给 @_user_2 跟进", mentions) == "转给 @王总 跟进"
     post = {"zh_cn": {"title": "拜访纪要", "content": [[{"tag": "text", "text": "客户 "}, {"tag": "at", "user_name": "李娜"}], [{"tag": "img", "image_key": "x"}]]}}
     assert post_to_text(post) == "拜访纪要\n客户 @李娜\n[图片]"
     items = [
@@ -203,8 +205,9 @@ async def test_text_with_mentions_becomes_a_followup_and_replies(env: Env) -> No
     assert (await env.post(msg)).status == 200
     await env.drain()
     notes = await env.client.app[GATEWAY].db.run(lambda s: list(s.execute(select(FollowUp)).scalars()))
-    assert len(notes) == 1 and "@leadbot 今天和恒锐精密王总" in notes[0].text and "_user_1" not in notes[0].text
-    assert any("跟进" in t for t in env.fake.texts_for(f"ou_{owner}"))
+    assert len(notes) == 1 and notes[0].text.startswith("今天和恒锐精密王总") and "@" not in notes[0].text
+    said = env.fake.texts_for(f"ou_{owner}") + [json.dumps(c, ensure_ascii=False) for _m, c in env.fake.cards_for(f"ou_{owner}")[1:]]
+    assert any("跟进" in t for t in said)
 
 
 async def test_duplicates_by_event_id_and_by_message_id_are_handled_once(env: Env) -> None:
