@@ -21,9 +21,12 @@ from typing import Any, TextIO
 
 from nlp.amounts import extract_amounts
 from nlp.chat import Segment, split_record
+from nlp.classify import classify_industry, classify_intents, classify_sentiment, extract_next_action
 from nlp.dates import extract_dates
+from nlp.entities import extract_companies, extract_contacts
 from nlp.normalize import normalize
 from nlp.phones import extract_phones
+from nlp.places import extract_place
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +37,7 @@ FIELDS: tuple[str, ...] = (
 )
 # Messages longer than this are cut before the rules run: a pasted 100 KB log is not a
 # follow-up, and the rules must stay fast on whatever arrives.
-MAX_CHARS = 20_000
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A function of a sibling extractor module, or None while it does not exist yet."""
-    try:
-        mod = __import__(f"nlp.{module}", fromlist=[name])
-    except ImportError:
-        return None
-    fn = getattr(mod, name, None)
-    return fn if callable(fn) else None
-
-
-_extract_contacts = _optional("entities", "extract_contacts")
-_extract_companies = _optional("entities", "extract_companies")
-_extract_place = _optional("places", "extract_place")
-_classify_industry = _optional("classify", "classify_industry")
-_classify_intents = _optional("classify", "classify_intents")
-_classify_sentiment = _optional("classify", "classify_sentiment")
-_extract_next_action = _optional("classify", "extract_next_action")
+MAX_CHARS = 8_000
 
 
 def empty_result() -> dict[str, Any]:
@@ -105,19 +89,19 @@ def extract(text: str, now: datetime) -> dict[str, Any]:
         except Exception:
             log.exception("split_record failed")
             segments = [Segment(None, norm, now, 0)]
-        result["contacts"] = _safe("contacts", _extract_contacts, norm, segments)
+        result["contacts"] = _safe("contacts", extract_contacts, norm, segments)
         result["phones"] = _safe("phones", extract_phones, norm)
         # Amount and date spans are cut from the text as written (offsets are shared).
-        result["companies"] = _safe("companies", _extract_companies, norm, segments)
+        result["companies"] = _safe("companies", extract_companies, norm, segments)
         result["dates"] = _safe("dates", extract_dates, segments, raw)
         result["amounts"] = _safe("amounts", extract_amounts, raw)
-        place = _safe("province", _extract_place, norm)
+        place = _safe("province", extract_place, norm)
         if isinstance(place, tuple) and len(place) == 2:
             result["province"], result["city"] = place
-        result["industry"] = _safe("industry", _classify_industry, norm)
-        result["intents"] = _safe("intents", _classify_intents, norm)
-        result["sentiment"] = _safe("sentiment", _classify_sentiment, norm)
-        result["next_action"] = _safe("next_action", _extract_next_action, norm)
+        result["industry"] = _safe("industry", classify_industry, norm)
+        result["intents"] = _safe("intents", classify_intents, norm)
+        result["sentiment"] = _safe("sentiment", classify_sentiment, norm)
+        result["next_action"] = _safe("next_action", extract_next_action, norm)
     except Exception:  # last line of defence: never fail the caller
         log.exception("extract failed")
         return empty_result()
