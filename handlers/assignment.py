@@ -356,6 +356,11 @@ class RuleError(ValueError):
         self.key, self.zh, self.en, self.rule, self.index = key, zh, en, rule, index
         super().__init__(f"{zh}\n{en}")
 
+    @property
+    def toml_key(self) -> str:
+        """The key as written on its line: ``when`` for ``when.budgte`` (inline tables)."""
+        return self.key.split(".")[0] if not self.key.startswith("groups.") else self.key.split(".")[1]
+
 
 _ASSIGNMENT_KEYS = (
     "accept_within_hours", "new_rep_days", "new_rep_min_share_pct", "default_region",
@@ -832,6 +837,9 @@ def _assign(
     allow_owner: bool,
 ) -> Assignment:
     _check_now(now)
+    if lead.province and lead.province not in org._region_of:
+        # Accept "江苏" as well as "江苏省" from callers that did not canonicalise.
+        lead = replace(lead, province=canonical_province(lead.province) or lead.province)
     skipped_all: list[tuple[str, str]] = []
 
     def done(rep: Rep, rule_name: str, pool: _Pool, state: RotationState, expl: str, hours: float | None) -> Assignment:
@@ -897,18 +905,22 @@ def _assign(
             return done(rep, rule_name, pool, state, f"{head} → {phrase}", hours)
         tried.append(f"前{top_n}" if top_n else pool.label)
 
-    if isinstance(first, str):
-        reason = first
+    if not attempts:
+        reason = first if isinstance(first, str) else f"{first.label}没有销售成员"
         manager = home.manager if home else None
         label, key = (home.name + "池", f"region:{home.name}") if home else ("待分配", "unassigned")
     else:
-        main = attempts[0][0] if attempts else first
-        last = attempts[-1][0] if attempts else first
+        main, last = attempts[0][0], attempts[-1][0]
         label, key = main.label, main.key
-        manager = last.manager or first.manager
+        manager = last.manager or main.manager
+        keys = {p.key for p, _ in attempts}
+        # "华东池前3、华东池" says the same as "华东池": name only the widest pool tried.
+        labels = [f"{p.label}前{n}" if n else p.label for p, n in attempts if not (n and p.key.split("|")[0] in keys)]
         in_pools = {r.id for p, _ in attempts for r in p.members}
         pool_skips = [s for s in skipped_all if s[0] in in_pools]
-        reason = _unassigned_reason(last.label if len(attempts) > 1 else main.label, pool_skips, org)
+        reason = _unassigned_reason("、".join(dict.fromkeys(labels)), pool_skips, org)
+        if isinstance(first, str):
+            reason = f"{first}，{reason}"
     return Assignment(
         rep_id=None,
         rep_name=None,

@@ -173,7 +173,7 @@ def test_top_n_overflows_to_the_pool_then_stops_when_told() -> None:
     assert "前3无人可接 → 华东池轮转" in wide.explanation
     strict = {"rules": [dict(BIG["rules"][0], to={"pool": "province", "top_n": 3, "overflow": "manager"})]}
     held = decide(BIG_LEAD, rules(**strict), org(*reps), RotationState(), NOW)
-    assert held.rep_id is None and held.reason == "华东池今日额度已满" and held.manager_id == "chenjing"
+    assert held.rep_id is None and held.reason == "华东池前3今日额度已满" and held.manager_id == "chenjing"
 
 
 def test_group_and_rep_targets_with_overflow() -> None:
