@@ -190,6 +190,10 @@ def _scan(t: str) -> list[_Cand]:
         if num[0] in "零〇" or num in ("十", "百", "千"):
             if not m.group("unit") and not m.group("cur"):
                 continue
+        if num in ("千", "百", "万") and m.group("unit") == "万" and not (m.group("cur") or m.group("pre")):
+            after_unit = t[m.end("unit"):m.end("unit") + 2]
+            if re.match(r"[别不要记得注小莫勿一级量富]", after_unit) or t[m.start() - 1:m.start()] in ("上", "数", "几"):
+                continue  # 千万别忘了 / 百万级 / 上千万: adverbs and orders of magnitude
         if not (m.group("unit") or m.group("cur") or m.group("pre") or m.group("lai")):
             # Most bare numbers (一家, 3台, 2号) are not money: keep only those a later rule
             # may use (range starts, 八十个 slang, 一千三-style prices, labelled figures).

@@ -41,8 +41,11 @@ _DATE = (
     r"(?:(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*)?"
     r"(?P<m>1[0-2]|0?[1-9])\s*(?:[-/.]|月)\s*(?P<d>3[01]|[12]\d|0?[1-9])\s*[日号]?"
 )
-_WEEKDAY = r"(?:\s*(?:周|星期|礼拜)[一二三四五六日天])?"
-_TIME = r"(?P<H>[01]?\d|2[0-3])\s*[:：]\s*(?P<M>[0-5]\d)(?:\s*[:：]\s*[0-5]\d)?(?:\s*(?:AM|PM|am|pm))?"
+_WEEKDAY = r"(?:\s*[(（]?(?:周|星期|礼拜)[一二三四五六日天][)）]?)?"
+_TIME = (
+    r"(?P<half>上午|下午|晚上|中午|凌晨|早上)?\s*"
+    r"(?P<H>[01]?\d|2[0-3])\s*[:：]\s*(?P<M>[0-5]\d)(?:\s*[:：]\s*[0-5]\d)?(?:\s*(?:AM|PM|am|pm))?"
+)
 _RELDAY = r"(?P<rel>今天|昨天|前天)"
 # Either part may be missing; _has_stamp() checks that at least one matched.
 _STAMP = rf"(?:(?:{_DATE}|{_RELDAY}){_WEEKDAY}\s*)?(?:{_TIME})?"
@@ -125,7 +128,7 @@ def _stamp_from(m: re.Match[str], ref: datetime) -> _Stamp:
     if gd.get("H") is not None and gd.get("M") is not None:
         hour, minute = int(gd["H"]), int(gd["M"])
         tail = m.group(0).lower()
-        if "pm" in tail and hour < 12:
+        if ("pm" in tail or gd.get("half") in ("下午", "晚上")) and hour < 12:
             hour += 12
         tod = time(hour, minute)
     return _Stamp(day, tod)

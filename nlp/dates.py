@@ -517,7 +517,7 @@ def _holiday_relative(m: re.Match[str], ref: date) -> date | None:
     return _before(h) if before else _after(h)
 
 
-@_rule(r"(?<![\d一二三四五六七八九十百千万两今明去来后前新跨整全半每当近多往])年(?P<ba>前|后|之前|之后|以后)(?![天年])", "年[前后之以]")
+@_rule(r"(?<![\d一二三四五六七八九十百千万两几今明去来后前新跨整全半每当近多往数])年(?P<ba>前|后|之前|之后|以后)(?![天年])", "年[前后之以]")
 def _lunar_year_relative(m: re.Match[str], ref: date) -> date | None:
     h = _spring_festival(ref)
     if h is None:
@@ -551,7 +551,7 @@ def _holiday_day(m: re.Match[str], ref: date) -> date | None:
     return _festival_day(_named(m), ref)
 
 
-@_rule(r"(?<![过春中佳过调季环细章情])节(?P<ba>前|后)(?:最后一天|第一天|上班第一天|开工第一天|开工|上班)?"
+@_rule(r"(?<![春中佳调季环细章情关礼音小使时脱拔])节(?P<ba>前|后)(?:最后一天|第一天|上班第一天|开工第一天|开工|上班)?"
        r"|(?<![不没])(?:放假|收假|假期结束)(?P<ba2>前|之前|后|之后|以后|回来)(?:第一天|最后一天|上班)?", "[节假]")
 def _unnamed_holiday(m: re.Match[str], ref: date) -> date | None:
     before = (m.group("ba") or m.group("ba2")) in ("前", "之前")
