@@ -346,8 +346,9 @@ def normalize_company(raw: str) -> str:
             return ""
         return inner
 
-    name = _BRACKETS.sub(_bracket, name)
-    name = _PUNCT.sub("", name)
+    stripped = _PUNCT.sub("", _BRACKETS.sub(_bracket, name))
+    # "（苏州）" alone: better a region as the key than no key at all.
+    name = stripped if len(stripped) >= 2 else _PUNCT.sub("", _BRACKETS.sub(r"\1", name))
     name = _strip_region_prefix(name)
     name = _strip_legal_suffix(name)
     return name

@@ -302,3 +302,32 @@ def test_timeout_never_returns_to_the_owner_who_let_it_lapse() -> None:
     lead = replace(JIANGSU, owner_id="b")
     again = next_rep_after_timeout(lead, rules(), o, RotationState(), NOW, excluded=["b"], rule_name=OWNER_RULE_NAME)
     assert again.rep_id == "a"
+
+
+def test_short_province_names_are_accepted() -> None:
+    a = decide(replace(JIANGSU, province="江苏"), rules(), org(rep("a")), RotationState(), NOW)
+    assert a.rep_id == "a" and a.pool == "华东池"
+
+
+def test_group_then_region_both_full_names_both() -> None:
+    cfg = rules(
+        groups=[{"name": "大客户组", "members": ["s"]}],
+        rules=[{"name": "展会", "when": {"source": "展会"}, "to": {"group": "大客户组"}}],
+    )
+    o = org(rep("a", received_today=10), rep("s", "华南", on_leave=True), groups=cfg.groups)
+    a = decide(LeadFacts(1, province="江苏省", source="展会"), cfg, o, RotationState(), NOW)
+    assert a.rep_id is None and a.manager_id == "chenjing"
+    assert a.reason == "大客户组、华东池暂无可接单的销售（S休假中，A今日额度已满）"
+
+
+def test_missing_group_at_runtime_still_tries_the_home_region() -> None:
+    cfg = rules(
+        groups=[{"name": "大客户组", "members": ["a"]}],
+        rules=[{"name": "展会", "when": {"source": "展会"}, "to": {"group": "大客户组"}}],
+    )
+    # The org snapshot was built without groups and the config's group list is gone too.
+    stale = replace(cfg, groups=())
+    a = decide(LeadFacts(1, province="江苏省", source="展会"), stale, org(rep("b")), RotationState(), NOW)
+    assert a.rep_id == "b"
+    full = decide(LeadFacts(1, province="江苏省", source="展会"), stale, org(rep("b", received_today=10)), RotationState(), NOW)
+    assert full.reason == "分组「大客户组」不存在，华东池今日额度已满"

@@ -327,3 +327,9 @@ def test_condition_description() -> None:
     assert RULES[3].when.describe() == ["预算<10万", "A级"]
     both = parse_rules([{"name": "x", "when": {"budget_gte": "10万", "budget_lt": "50万"}, "to": {"pool": "province"}}])
     assert both[0].when.describe() == ["预算10万–50万"]
+
+
+def test_toml_key_points_at_the_line_to_fix() -> None:
+    assert _error('[assignment]\n[[assignment.rules]]\nname = "A"\nwhen = { budgte = 5 }\nto = { pool = "province" }').toml_key == "when"
+    assert _error('[assignment]\n[[assignment.groups]]\nname = "G"\nmembrs = ["lina"]').toml_key == "membrs"
+    assert _error('[assignment]\nacept_within_hours = 2').toml_key == "acept_within_hours"

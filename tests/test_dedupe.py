@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from handlers.dedupe import (
@@ -151,6 +151,9 @@ def test_company_variants_share_one_key(raw: str) -> None:
         ("苏州银行", "银行"),
         ("苏州", "苏州"),  # a bare region stays a name rather than vanishing
         ("有限公司", "有限"),  # never empty, even for nonsense
+        ("（苏州）", "苏州"),
+        ("(有限公司)", "有限"),
+        ("Co., Ltd.", "co"),
         ("", ""),
     ],
 )
@@ -258,3 +261,22 @@ def test_no_keys_no_match_and_self_excluded() -> None:
     assert find_duplicate(lead, [lead]) is None
     assert find_duplicate(_keys(2), [_keys(3)]) is None
     assert find_duplicate(_keys(2, phone="abc"), [_keys(3, phone="xyz")]) is None
+
+
+@given(st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != ""))
+@example("（苏州）")
+@example("()有限公司")
+def test_company_key_is_never_empty_and_width_blind(raw: str) -> None:
+    import unicodedata
+
+    key = normalize_company(raw)
+    assert key == normalize_company(unicodedata.normalize("NFKC", raw))
+    if len(_compact(raw)) >= 2:
+        assert key
+
+
+def _compact(raw: str) -> str:
+    import re
+    import unicodedata
+
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", raw))
