@@ -15,7 +15,7 @@ from sqlmodel import Session
 from handlers.actions import ActionKey, BadAction
 from handlers.context import HandlerContext, Outgoing
 from handlers.events import InboundEvent
-from handlers import followups, leads
+from handlers import followups, leads, reports
 from store.models import Member
 
 Handler = Callable[[Session, Member, InboundEvent, HandlerContext, str], list[Outgoing]]
@@ -77,7 +77,7 @@ ACTION_HANDLERS: dict[str, Callable[[Session, Member, ActionKey, HandlerContext,
     "transfer": leads.on_lead_action,
     "invalid": leads.on_lead_action,
     "invreason": leads.on_invalid_reason,
-    "link": followups.on_link,
+    **{verb: followups.on_card for verb in ("fuok", "fuedit", "funot", "fulink", "funew", "fuopp")},
 }
 
 
@@ -105,6 +105,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(kind_is("card_action"), _card_action),
     Route(text_is("帮助", "help", "?", "？", "菜单"), _help),
+    Route(reports.is_report_command, reports.on_report),
     Route(kind_is("text", "voice", "forward"), _note),
     Route(lambda e: True, _unsupported),
 )

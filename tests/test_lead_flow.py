@@ -86,18 +86,20 @@ async def test_transfer_hands_the_lead_to_another_rep_of_the_region(bot: Sandbox
     assert len(await bot.cards(view["owner"])) == 1
 
 
-async def test_followup_typed_in_chat_is_linked_to_the_lead(bot: SandboxDriver) -> None:
+async def test_followup_typed_in_chat_is_confirmed_and_linked_to_the_lead(bot: SandboxDriver) -> None:
     body = await bot.post_lead(**JIANGSU_LEAD)
     owner = body["owner"]
     await bot.click(owner, (await bot.cards(owner))[0], "接受")
     await bot.push(owner, "今天和恒锐精密王总通了电话，下周三去现场看产线，需要带压装机样本")
-    assert "已记录跟进" in await bot.last_text(owner)
+    card = (await bot.cards(owner))[-1]
+    assert card["title"] == "请确认跟进记录"
+    fields = dict(card["fields"])
+    assert "恒锐" in fields["客户"] and "3月18日" in fields["事件与日期"]
+    await bot.click(owner, card, "确认")
+    assert (await bot.cards(owner))[-1]["status"].startswith("已记录")
 
-    def load(session):  # type: ignore[no-untyped-def]
-        return list(session.execute(select(FollowUp)).scalars())
-
-    rows = await bot.gateway.db.run(load)
-    assert len(rows) == 1 and rows[0].lead_id == body["lead_id"] and rows[0].member_id == owner
+    rows = await bot.gateway.db.run(lambda s: list(s.execute(select(FollowUp)).scalars()))
+    assert len(rows) == 1 and rows[0].lead_id == body["lead_id"] and rows[0].status in ("confirmed", "awaiting_next")
     lead = await bot.gateway.db.run(lambda s: s.get(Lead, body["lead_id"]))
     assert lead.last_interaction_at is not None
 
@@ -115,11 +117,13 @@ async def test_unclear_followup_asks_which_lead(bot: SandboxDriver) -> None:
     assert second is not None
     await bot.push(owner, "客户说价格再考虑一下")
     ask = (await bot.cards(owner))[-1]
-    assert ask["title"] == "这条跟进是关于哪个客户的？"
-    pick = next(a for a in ask["actions"] if a["label"].startswith(f"#{second['lead_id']}"))
+    assert ask["title"] == "请确认跟进记录"
+    labels = [x["label"] for x in ask["actions"]]
+    assert "新建客户" in labels and "不是客户沟通" in labels
+    pick = next(x for x in ask["actions"] if "海川" in x["label"])
     await bot.click(owner, ask, pick["label"])
     rows = await bot.gateway.db.run(lambda s: list(s.execute(select(FollowUp)).scalars()))
-    assert [(r.lead_id, r.status) for r in rows] == [(second["lead_id"], "confirmed")]
+    assert [(r.lead_id, r.status in ("confirmed", "awaiting_next")) for r in rows] == [(second["lead_id"], True)]
 
 
 async def test_bad_leads_get_400_with_chinese_reason_and_nothing_written(bot: SandboxDriver) -> None:
