@@ -1,0 +1,816 @@
+"""Process metrics over the store: how fast and how well leads are worked.
+
+Every figure is derived from stored events only (the lead row, its audit trail, the
+follow-ups reps wrote, opportunities); nothing is estimated. The definitions (also in
+``docs/metrics.zh.md``):
+
+* **分配** (assignment): the lead's first ``assigned`` audit row.
+* **首次筛选** (first screening): the owner's first judgement on the card, the first
+  ``accepted`` or ``invalid`` audit row. An ``invalid`` screening ends the lead's chain
+  legitimately, so "within X" follow-through rates leave such leads out of the
+  denominator (they are counted in :attr:`Summary.invalid`).
+* **首次触达** (first touch): the first confirmed follow-up linked to the lead and written
+  by a person (the import's ``member_id = "import"`` notes are form text, not contact).
+* **需求确认** (need confirmed): the first personal follow-up whose extracted intents hold a
+  concrete need (:data:`NEED_INTENTS`), or the creation of an opportunity for the lead,
+  whichever is earlier.
+* **有效互动** (effective interaction): a personal follow-up with at least
+  :attr:`MetricSettings.min_interaction_chars` characters; at most one per lead and local
+  day (two notes about the same call are one interaction).
+
+Shape: :func:`load_facts` runs one SQL statement that aggregates the audit, follow-up and
+opportunity tables per lead of the cohort (leads created inside the period, in scope);
+every metric is then a pure function of those facts and ``now``, so the full manager
+report reads the big tables once. "Within X" rates only count leads whose window has
+closed at ``now`` (a lead created an hour ago can still make its 24 hours).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from nlp.calendar import SHANGHAI, BusinessHours, is_workday
+from store.models import AuditEvent, FollowUp, Lead, Member, Opportunity, Region
+
+IMPORT_MEMBER = "import"
+# Intents of the extractor (extraction/README.md) that name a concrete need.
+NEED_INTENTS: tuple[str, ...] = ("quote_request", "sample_request", "visit_planned", "upgrade_need", "sign_intent", "price_agreed")
+# A follow-up that records an objection: a complaint, a churn risk, or negative sentiment.
+OBJECTION_MARKERS: tuple[str, ...] = ("complaint", "churn_risk", "negative")
+KEY_FIELDS_DEFAULT: tuple[str, ...] = ("company", "contact_name", "phone", "province", "city", "industry", "budget_fen")
+FIELD_LABELS: dict[str, str] = {
+    "company": "公司", "contact_name": "联系人", "phone": "电话", "province": "省份", "city": "城市",
+    "industry": "行业", "budget_fen": "预算",
+}
+STAGES: tuple[str, ...] = ("待分配", "待筛选", "待首触", "待确认需求", "待转商机")
+HEALTH_DIMENSIONS: tuple[str, ...] = ("信息完整性", "响应及时性", "需求明确度", "行业匹配度", "历史互动性")
+NOT_COLLECTED = "未采集"
+UNASSIGNED = "未分配"
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """The knobs of the definitions; defaults are documented in docs/metrics.zh.md."""
+
+    black_hole_business_hours: float = 8.0
+    min_interaction_chars: int = 6
+    activation_days: int = 7
+    activation_interactions: int = 2
+    # Lead sources that are another department's hand-over (marketing channels; service
+    # sources once service hands needs over as leads).
+    cross_dept_sources: tuple[str, ...] = ("官网表单", "抖音", "展会", "售后", "客服", "市场活动")
+    high_potential_tiers: tuple[str, ...] = ("A", "S", "KA")
+    high_potential_budget_fen: int = 50 * 10_000 * 100  # 50万
+    key_fields: tuple[str, ...] = KEY_FIELDS_DEFAULT
+    key_fields_by_industry: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    target_industries: tuple[str, ...] = ()
+    # Norm of each pipeline stage in business hours (the heatmap colours by actual / norm).
+    stage_norm_hours: Mapping[str, float] = field(
+        default_factory=lambda: {"待分配": 1.0, "待筛选": 2.0, "待首触": 8.0, "待确认需求": 45.0, "待转商机": 45.0}
+    )
+
+    def fields_for(self, industry: str | None) -> tuple[str, ...]:
+        """The key fields a lead of ``industry`` must have."""
+        return self.key_fields_by_industry.get(industry or "", self.key_fields)
+
+
+DEFAULT_SETTINGS = MetricSettings()
+
+
+# ---------------------------------------------------------------------------- period and scope
+
+
+@dataclass(frozen=True)
+class Period:
+    """Leads created in ``[start, end)`` form the cohort; ``label`` is what people read."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+    @classmethod
+    def this_week(cls, now: datetime) -> "Period":
+        """Monday 00:00 (Shanghai) of ``now``'s week up to ``now``."""
+        local = now.astimezone(SHANGHAI)
+        monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(0), SHANGHAI)
+        return cls(monday, now, "本周")
+
+    @classmethod
+    def last_week(cls, now: datetime) -> "Period":
+        """The whole previous Monday–Sunday week."""
+        this = cls.this_week(now)
+        return cls(this.start - timedelta(days=7), this.start, "上周")
+
+    @classmethod
+    def this_month(cls, now: datetime) -> "Period":
+        """The 1st 00:00 (Shanghai) of ``now``'s month up to ``now``."""
+        local = now.astimezone(SHANGHAI)
+        return cls(datetime.combine(local.date().replace(day=1), time(0), SHANGHAI), now, "本月")
+
+    @classmethod
+    def last_month(cls, now: datetime) -> "Period":
+        """The whole previous calendar month."""
+        this = cls.this_month(now)
+        prev = (this.start - timedelta(days=1)).date().replace(day=1)
+        return cls(datetime.combine(prev, time(0), SHANGHAI), this.start, "上月")
+
+    @classmethod
+    def since(cls, day: date, now: datetime, until: date | None = None) -> "Period":
+        """From ``day`` 00:00 (Shanghai) to ``until`` 24:00, or to ``now``."""
+        end = datetime.combine(until + timedelta(days=1), time(0), SHANGHAI) if until else now
+        label = f"{day.isoformat()} 至 {until.isoformat() if until else '今'}"
+        return cls(datetime.combine(day, time(0), SHANGHAI), min(end, now), label)
+
+    @classmethod
+    def named(cls, word: str, now: datetime) -> "Period":
+        """本周 / 上周 / 本月 / 上月; anything else is 本周."""
+        return {"本周": cls.this_week, "上周": cls.last_week, "本月": cls.this_month, "上月": cls.last_month}.get(word, cls.this_week)(now)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose leads: everyone's, one region's (by ``Lead.region``) or one rep's (current owner)."""
+
+    region: str | None = None
+    rep: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``全公司`` / ``华东`` / the rep id."""
+        return self.rep or self.region or "全公司"
+
+
+# ---------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``num`` out of ``den``; ``value`` is None when nothing qualified."""
+
+    num: int
+    den: int
+
+    @property
+    def value(self) -> float | None:
+        """The share in [0, 1], or None for 0/0."""
+        return self.num / self.den if self.den else None
+
+    def pct(self) -> str:
+        """``42.9%（3/7）`` or ``暂无数据``."""
+        return "暂无数据" if not self.den else f"{100 * self.num / self.den:.1f}%（{self.num}/{self.den}）"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {"num": self.num, "den": self.den, "value": None if self.value is None else round(self.value, 4)}
+
+
+@dataclass(frozen=True)
+class LeadFact:
+    """One lead of the cohort with the first time it reached each step (aware UTC or None)."""
+
+    id: int
+    created_at: datetime
+    source: str
+    region: str | None
+    owner_id: str | None
+    status: str
+    industry: str | None
+    tier: str | None
+    budget_fen: int | None
+    filled: frozenset[str]
+    first_assigned: datetime | None
+    first_screened: datetime | None
+    invalid_at: datetime | None
+    accepted_at: datetime | None
+    first_touch: datetime | None
+    need_at: datetime | None
+    first_opp: datetime | None
+    interactions_window: int  # effective interactions within the activation window
+    interactions_total: int
+
+
+@dataclass(frozen=True)
+class Action24h:
+    """24小时动作完成率 and its funnel (counts of eligible leads reaching each step within 24 h)."""
+
+    eligible: int
+    assigned: int
+    screened: int
+    touched: int
+    need_confirmed: int
+
+    @property
+    def rate(self) -> Rate:
+        """Leads that did all four steps within 24 h."""
+        return Rate(self.need_confirmed, self.eligible)
+
+    def steps(self) -> list[tuple[str, int]]:
+        """The funnel as (label, count)."""
+        return [("线索", self.eligible), ("24h内分配", self.assigned), ("24h内首次筛选", self.screened),
+                ("24h内首次触达", self.touched), ("24h内需求确认", self.need_confirmed)]
+
+
+@dataclass(frozen=True)
+class BlackHoles:
+    """线索黑洞率: leads untouched after N business hours, overall and by source, region and rep."""
+
+    business_hours: float
+    overall: Rate
+    by_source: dict[str, Rate]
+    by_region: dict[str, Rate]
+    by_rep: dict[str, Rate]
+
+
+@dataclass(frozen=True)
+class HealthRadar:
+    """线索健康度五维雷达: per group (region or rep), each dimension 0–100 or None."""
+
+    dimensions: tuple[str, ...]
+    groups: dict[str, tuple[float | None, ...]]
+
+
+@dataclass(frozen=True)
+class DwellHeatmap:
+    """流程热力图: mean business hours spent in each stage, per rep, and the norms."""
+
+    stages: tuple[str, ...]
+    reps: tuple[str, ...]
+    hours: tuple[tuple[float | None, ...], ...]
+    counts: tuple[tuple[int, ...], ...]
+    norms: tuple[float, ...]
+
+    def ratio(self, i: int, j: int) -> float | None:
+        """Actual over norm for rep ``i``, stage ``j`` (1.0 = on the norm)."""
+        value = self.hours[i][j]
+        return None if value is None else value / self.norms[j]
+
+
+@dataclass(frozen=True)
+class RepCapability:
+    """One rep's craft: first-contact conversion, quote opening (not collected), objection handling."""
+
+    rep: str
+    name: str
+    leads: int
+    first_contact_conversion: Rate
+    quote_open_rate: str  # NOT_COLLECTED until quote tracking exists
+    objections: int
+    objection_median_hours: float | None
+    black_hole: Rate
+    activation: Rate
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The manager report's key numbers for one period and scope."""
+
+    period: Period
+    scope: Scope
+    leads: int
+    invalid: int
+    action_24h: Action24h
+    activation_7d: Rate
+    black_holes: BlackHoles
+    unassigned_48h: Rate
+    untouched_72h: Rate
+    converted: int
+    lead_to_opp_median_days: float | None
+    cross_dept_response: Rate
+    info_complete: Rate
+    health_by_region: HealthRadar
+    health_by_rep: HealthRadar
+    heatmap: DwellHeatmap
+    reps: tuple[RepCapability, ...]
+    names: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``GET /api/metrics/summary`` and ``leadbot report --format json``."""
+        return {
+            "period": {"label": self.period.label, "start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
+            "scope": {"region": self.scope.region, "rep": self.scope.rep},
+            "leads": self.leads,
+            "invalid": self.invalid,
+            "action_24h": {**self.action_24h.rate.to_dict(), "funnel": dict(self.action_24h.steps())},
+            "activation_7d": self.activation_7d.to_dict(),
+            "black_hole": {
+                "business_hours": self.black_holes.business_hours,
+                **self.black_holes.overall.to_dict(),
+                "by_source": {k: v.to_dict() for k, v in self.black_holes.by_source.items()},
+                "by_region": {k: v.to_dict() for k, v in self.black_holes.by_region.items()},
+                "by_rep": {k: v.to_dict() for k, v in self.black_holes.by_rep.items()},
+            },
+            "unassigned_48h": self.unassigned_48h.to_dict(),
+            "untouched_72h": self.untouched_72h.to_dict(),
+            "lead_to_opportunity": {"converted": self.converted, "median_days": _round(self.lead_to_opp_median_days)},
+            "cross_dept_response_72h": self.cross_dept_response.to_dict(),
+            "info_complete": self.info_complete.to_dict(),
+            "health": {
+                "dimensions": list(HEALTH_DIMENSIONS),
+                "by_region": {k: [_round(x) for x in v] for k, v in self.health_by_region.groups.items()},
+                "by_rep": {k: [_round(x) for x in v] for k, v in self.health_by_rep.groups.items()},
+            },
+            "heatmap": {
+                "stages": list(self.heatmap.stages),
+                "norm_hours": list(self.heatmap.norms),
+                "reps": {r: [_round(h) for h in self.heatmap.hours[i]] for i, r in enumerate(self.heatmap.reps)},
+            },
+            "reps": [
+                {
+                    "rep": c.rep, "name": c.name, "leads": c.leads,
+                    "first_contact_conversion": c.first_contact_conversion.to_dict(),
+                    "quote_open_rate": c.quote_open_rate,
+                    "objections": c.objections, "objection_median_hours": _round(c.objection_median_hours),
+                    "black_hole": c.black_hole.to_dict(), "activation_7d": c.activation.to_dict(),
+                }
+                for c in self.reps
+            ],
+        }
+
+
+def _round(x: float | None, digits: int = 2) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+# ---------------------------------------------------------------------------- business time, fast
+
+
+class BusinessClock:
+    """Business hours between two instants in O(1), from a calendar precomputed over a span.
+
+    :meth:`nlp.calendar.BusinessHours.between` walks day by day; a year's report asks
+    hundreds of thousands of such questions, so we keep the cumulative business seconds at
+    each local midnight and answer with two look-ups. Instants outside the span fall back
+    to the walking version (same answer, slower).
+    """
+
+    def __init__(self, hours: BusinessHours, first: date, last: date) -> None:
+        self.hours = hours
+        self._open = hours.opens.hour * 3600 + hours.opens.minute * 60 + hours.opens.second
+        self._close = hours.closes.hour * 3600 + hours.closes.minute * 60 + hours.closes.second
+        self._first, self._last = first, last
+        self._cum: list[float] = []
+        self._work: list[bool] = []
+        running = 0.0
+        day = first
+        while day <= last:
+            work = is_workday(day)
+            self._cum.append(running)
+            self._work.append(work)
+            if work:
+                running += self._close - self._open
+            day += timedelta(days=1)
+
+    def _seconds(self, ts: datetime) -> float | None:
+        local = ts.astimezone(SHANGHAI)
+        index = (local.date() - self._first).days
+        if index < 0 or index >= len(self._cum):
+            return None
+        base = self._cum[index]
+        if not self._work[index]:
+            return base
+        tod = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+        return base + min(max(tod - self._open, 0.0), float(self._close - self._open))
+
+    def between(self, a: datetime, b: datetime) -> float:
+        """Business hours from ``a`` to ``b`` (0 when ``b`` is not after ``a``)."""
+        if b <= a:
+            return 0.0
+        sa, sb = self._seconds(a), self._seconds(b)
+        if sa is None or sb is None:
+            return self.hours.between(a, b).total_seconds() / 3600
+        return max(sb - sa, 0.0) / 3600
+
+
+# ---------------------------------------------------------------------------- SQL over the store
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _local_day(session: Session, column: Any) -> ColumnElement[Any]:
+    """The Shanghai calendar day of a UTC column, in SQL (China has no DST: +8 h)."""
+    if _dialect(session) == "sqlite":
+        return func.date(column, "+8 hours")
+    return func.date(func.timezone("Asia/Shanghai", column))
+
+
+def _days_between(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    """``b - a`` in days (a float), in SQL."""
+    if _dialect(session) == "sqlite":
+        return func.julianday(b) - func.julianday(a)
+    return func.extract("epoch", b - a) / 86400.0
+
+
+def _any_like(column: Any, words: Iterable[str]) -> ColumnElement[bool]:
+    # fields_json is the extractor's JSON; intent and sentiment labels are quoted values
+    # that appear nowhere else, so a LIKE on '"label"' is exact and portable.
+    return or_(*(column.like(f'%"{w}"%') for w in words))
+
+
+def _cohort_filter(period: Period, scope: Scope) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Lead.created_at >= period.start, Lead.created_at < period.end]
+    if scope.region:
+        conditions.append(Lead.region == scope.region)
+    if scope.rep:
+        conditions.append(Lead.owner_id == scope.rep)
+    return conditions
+
+
+def load_facts(session: Session, period: Period, scope: Scope, settings: MetricSettings = DEFAULT_SETTINGS) -> list[LeadFact]:
+    """The cohort's leads with their first steps, from one aggregated SQL statement.
+
+    Audit, follow-up and opportunity rows are grouped per lead inside the database (on
+    the ``ix_audit_entity``, ``followup.lead_id`` and ``opportunity.lead_id`` indexes), so
+    the client receives one row per lead however long the history is.
+    """
+    cohort = select(Lead.id).where(*_cohort_filter(period, scope)).scalar_subquery()
+    audit = (
+        select(
+            AuditEvent.entity_id.label("lead_id"),
+            func.min(case((AuditEvent.action == "assigned", AuditEvent.at))).label("first_assigned"),
+            func.min(case((AuditEvent.action.in_(("accepted", "invalid")), AuditEvent.at))).label("first_screened"),
+            func.min(case((AuditEvent.action == "invalid", AuditEvent.at))).label("invalid_at"),
+            func.min(case((AuditEvent.action == "accepted", AuditEvent.at))).label("accepted_at"),
+        )
+        .where(AuditEvent.entity == "lead", AuditEvent.action.in_(("assigned", "accepted", "invalid")), AuditEvent.entity_id.in_(cohort))
+        .group_by(AuditEvent.entity_id)
+        .subquery()
+    )
+    effective = func.length(FollowUp.text) >= settings.min_interaction_chars
+    in_window = _days_between(session, Lead.created_at, FollowUp.created_at) <= settings.activation_days
+    day = _local_day(session, FollowUp.created_at)
+    follow = (
+        select(
+            FollowUp.lead_id.label("lead_id"),
+            func.min(FollowUp.created_at).label("first_touch"),
+            func.min(case((_any_like(FollowUp.fields_json, NEED_INTENTS), FollowUp.created_at))).label("need_at"),
+            func.count(func.distinct(case((and_(effective, in_window), day)))).label("eff_window"),
+            func.count(func.distinct(case((effective, day)))).label("eff_total"),
+        )
+        .join(Lead, Lead.id == FollowUp.lead_id)
+        .where(FollowUp.status == "confirmed", FollowUp.member_id != IMPORT_MEMBER, FollowUp.lead_id.in_(cohort))
+        .group_by(FollowUp.lead_id)
+        .subquery()
+    )
+    opp = (
+        select(Opportunity.lead_id.label("lead_id"), func.min(Opportunity.created_at).label("first_opp"))
+        .where(Opportunity.lead_id.in_(cohort))
+        .group_by(Opportunity.lead_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Lead.id, Lead.created_at, Lead.source, Lead.region, Lead.owner_id, Lead.status, Lead.industry, Lead.tier,
+            Lead.budget_fen, Lead.company, Lead.contact_name, Lead.phone, Lead.province, Lead.city,
+            audit.c.first_assigned, audit.c.first_screened, audit.c.invalid_at, audit.c.accepted_at,
+            follow.c.first_touch, follow.c.need_at, follow.c.eff_window, follow.c.eff_total, opp.c.first_opp,
+        )
+        .outerjoin(audit, audit.c.lead_id == Lead.id)
+        .outerjoin(follow, follow.c.lead_id == Lead.id)
+        .outerjoin(opp, opp.c.lead_id == Lead.id)
+        .where(*_cohort_filter(period, scope))
+        .order_by(Lead.id)
+    )
+    facts: list[LeadFact] = []
+    for r in session.execute(stmt):
+        values = {"company": r.company, "contact_name": r.contact_name, "phone": r.phone, "province": r.province,
+                  "city": r.city, "industry": r.industry, "budget_fen": r.budget_fen}
+        filled = frozenset(k for k, v in values.items() if v not in (None, ""))
+        need_candidates = [t for t in (r.need_at, r.first_opp) if t is not None]
+        facts.append(
+            LeadFact(
+                id=r.id, created_at=r.created_at, source=r.source, region=r.region, owner_id=r.owner_id, status=r.status,
+                industry=r.industry, tier=r.tier, budget_fen=r.budget_fen, filled=filled,
+                first_assigned=r.first_assigned, first_screened=r.first_screened, invalid_at=r.invalid_at,
+                accepted_at=r.accepted_at, first_touch=r.first_touch,
+                need_at=min(need_candidates) if need_candidates else None, first_opp=r.first_opp,
+                interactions_window=int(r.eff_window or 0), interactions_total=int(r.eff_total or 0),
+            )
+        )
+    return facts
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A follow-up that recorded an objection, and when the lead was next worked on."""
+
+    lead_id: int
+    member_id: str
+    at: datetime
+    answered_at: datetime | None
+
+
+def load_objections(session: Session, period: Period, scope: Scope) -> list[Objection]:
+    """Objection follow-ups (complaint / churn risk / negative) on the cohort's leads, each
+    with the time of the next personal follow-up on the same lead."""
+    later = FollowUp.__table__.alias("later")
+    next_at = (
+        select(func.min(later.c.created_at))
+        .where(later.c.lead_id == FollowUp.lead_id, later.c.created_at > FollowUp.created_at,
+               later.c.status == "confirmed", later.c.member_id != IMPORT_MEMBER)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(FollowUp.lead_id, FollowUp.member_id, FollowUp.created_at, next_at.label("answered_at"))
+        .join(Lead, Lead.id == FollowUp.lead_id)
+        .where(FollowUp.status == "confirmed", FollowUp.member_id != IMPORT_MEMBER,
+               _any_like(FollowUp.fields_json, OBJECTION_MARKERS), *_cohort_filter(period, scope))
+    )
+    out = []
+    for r in session.execute(stmt):
+        answered = r.answered_at
+        if isinstance(answered, str):  # SQLite hands a bare scalar subquery back untyped
+            answered = datetime.fromisoformat(answered)
+        if answered is not None and answered.tzinfo is None:
+            answered = answered.replace(tzinfo=timezone.utc)
+        out.append(Objection(r.lead_id, r.member_id, r.created_at, answered))
+    return out
+
+
+def member_names(session: Session) -> dict[str, str]:
+    """Member id → display name."""
+    return dict(session.execute(select(Member.id, Member.name)).all())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- pure metrics over facts
+
+
+def _within(start: datetime | None, end: datetime | None, hours: float) -> bool:
+    return start is not None and end is not None and end - start <= timedelta(hours=hours)
+
+
+def _matured(fact: LeadFact, now: datetime, hours: float) -> bool:
+    return fact.created_at + timedelta(hours=hours) <= now
+
+
+def _screened_invalid_within(fact: LeadFact, hours: float) -> bool:
+    return _within(fact.created_at, fact.invalid_at, hours)
+
+
+def action_24h(facts: Sequence[LeadFact], now: datetime) -> Action24h:
+    """24小时动作完成率: of leads whose first 24 h are over (invalid-screened ones left out),
+    how many were assigned, screened, touched and had their need confirmed within 24 h."""
+    eligible = [f for f in facts if _matured(f, now, 24) and not _screened_invalid_within(f, 24)]
+    assigned = [f for f in eligible if _within(f.created_at, f.first_assigned, 24)]
+    screened = [f for f in assigned if _within(f.created_at, f.first_screened, 24)]
+    touched = [f for f in screened if _within(f.created_at, f.first_touch, 24)]
+    need = [f for f in touched if _within(f.created_at, f.need_at, 24)]
+    return Action24h(len(eligible), len(assigned), len(screened), len(touched), len(need))
+
+
+def activation(facts: Sequence[LeadFact], now: datetime, settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
+    """线索激活率: leads with ≥ 2 effective interactions within 7 days of creation (among
+    leads whose 7 days are over and that were not screened invalid within them)."""
+    hours = settings.activation_days * 24
+    eligible = [f for f in facts if _matured(f, now, hours) and not _screened_invalid_within(f, hours)]
+    return Rate(sum(1 for f in eligible if f.interactions_window >= settings.activation_interactions), len(eligible))
+
+
+def _black_hole_flags(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, hours: float) -> list[tuple[LeadFact, bool]]:
+    out = []
+    for f in facts:
+        if clock.between(f.created_at, now) < hours:
+            continue  # its N business hours are not over yet
+        if f.invalid_at is not None and clock.between(f.created_at, f.invalid_at) <= hours:
+            continue  # screened out in time: handled, not forgotten
+        touched = f.first_touch is not None and clock.between(f.created_at, f.first_touch) <= hours
+        out.append((f, not touched))
+    return out
+
+
+def _rates_by(pairs: Iterable[tuple[str, bool]]) -> dict[str, Rate]:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for key, hit in pairs:
+        counts[key][0] += int(hit)
+        counts[key][1] += 1
+    return {k: Rate(v[0], v[1]) for k, v in sorted(counts.items())}
+
+
+def black_holes(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, settings: MetricSettings = DEFAULT_SETTINGS) -> BlackHoles:
+    """线索黑洞率: leads with no first touch within N business hours of creation (nights,
+    weekends and holidays not counted), overall and by source, region and current owner."""
+    flags = _black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
+    return BlackHoles(
+        business_hours=settings.black_hole_business_hours,
+        overall=Rate(sum(hit for _, hit in flags), len(flags)),
+        by_source=_rates_by((f.source, hit) for f, hit in flags),
+        by_region=_rates_by((f.region or "未知区域", hit) for f, hit in flags),
+        by_rep=_rates_by((f.owner_id or UNASSIGNED, hit) for f, hit in flags),
+    )
+
+
+def unassigned_48h(facts: Sequence[LeadFact], now: datetime) -> Rate:
+    """48小时未分配率: leads not assigned to anyone within 48 h of creation."""
+    eligible = [f for f in facts if _matured(f, now, 48)]
+    return Rate(sum(1 for f in eligible if not _within(f.created_at, f.first_assigned, 48)), len(eligible))
+
+
+def untouched_72h(facts: Sequence[LeadFact], now: datetime) -> Rate:
+    """72小时未触达率: leads without a first touch within 72 h (invalid-screened ones left out)."""
+    eligible = [f for f in facts if _matured(f, now, 72) and not _screened_invalid_within(f, 72)]
+    return Rate(sum(1 for f in eligible if not _within(f.created_at, f.first_touch, 72)), len(eligible))
+
+
+def lead_to_opportunity(facts: Sequence[LeadFact]) -> tuple[int, float | None]:
+    """线索到商机转化时效: (leads converted, median days from lead creation to its first opportunity)."""
+    days = [(f.first_opp - f.created_at).total_seconds() / 86400 for f in facts if f.first_opp is not None]
+    return len(days), (statistics.median(days) if days else None)
+
+
+def is_high_potential(fact: LeadFact, settings: MetricSettings = DEFAULT_SETTINGS) -> bool:
+    """A-tier (or S/KA) by scoring, or a budget of at least 50万."""
+    return (fact.tier in settings.high_potential_tiers) or (fact.budget_fen or 0) >= settings.high_potential_budget_fen
+
+
+def cross_dept_response(facts: Sequence[LeadFact], now: datetime, settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
+    """跨部门需求响应率: high-potential leads handed over by marketing or service (by source)
+    that a rep accepted (claimed) within 72 h."""
+    eligible = [f for f in facts if f.source in settings.cross_dept_sources and is_high_potential(f, settings) and _matured(f, now, 72)]
+    return Rate(sum(1 for f in eligible if _within(f.created_at, f.accepted_at, 72)), len(eligible))
+
+
+def _completeness(fact: LeadFact, settings: MetricSettings) -> float:
+    wanted = settings.fields_for(fact.industry)
+    return sum(1 for k in wanted if k in fact.filled) / len(wanted) if wanted else 1.0
+
+
+def info_complete(facts: Sequence[LeadFact], settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
+    """客户信息完整率: leads with every key field of their industry filled."""
+    return Rate(sum(1 for f in facts if _completeness(f, settings) >= 1.0), len(facts))
+
+
+def _industry_match(fact: LeadFact, settings: MetricSettings) -> bool:
+    if settings.target_industries:
+        return fact.industry in settings.target_industries
+    return bool(fact.industry)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def health_radar(
+    facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, group: Callable[[LeadFact], str | None],
+    settings: MetricSettings = DEFAULT_SETTINGS,
+) -> HealthRadar:
+    """五维雷达 per group, each 0–100: 信息完整性 (mean share of key fields filled), 响应及时性
+    (share touched within N business hours), 需求明确度 (touched leads with a confirmed need),
+    行业匹配度 (industry in the target list; filled when no list is set), 历史互动性 (mean of
+    effective interactions, capped at 3, over 3)."""
+    buckets: dict[str, list[LeadFact]] = defaultdict(list)
+    for f in facts:
+        key = group(f)
+        if key is not None:
+            buckets[key].append(f)
+    groups: dict[str, tuple[float | None, ...]] = {}
+    for key in sorted(buckets):
+        items = buckets[key]
+        flags = _black_hole_flags(items, now, clock, settings.black_hole_business_hours)
+        touched = [f for f in items if f.first_touch is not None]
+        live = [f for f in items if f.invalid_at is None]
+        dims = (
+            _mean([_completeness(f, settings) for f in items]),
+            _mean([0.0 if hit else 1.0 for _, hit in flags]),
+            _mean([1.0 if f.need_at is not None else 0.0 for f in touched]),
+            _mean([1.0 if _industry_match(f, settings) else 0.0 for f in items]),
+            _mean([min(f.interactions_total, 3) / 3 for f in live]),
+        )
+        groups[key] = tuple(None if d is None else 100 * d for d in dims)
+    return HealthRadar(HEALTH_DIMENSIONS, groups)
+
+
+# Stages whose open time (lead still sitting there) counts: the ones a rep controls outright.
+# Later stages wait on the customer as much as on the rep, so only finished spans count.
+OPEN_DWELL_STAGES = 3
+
+
+def _stage_spans(f: LeadFact) -> list[tuple[datetime | None, datetime | None]]:
+    """(entered, left) of 待分配, 待筛选, 待首触, 待确认需求, 待转商机 (None = not yet)."""
+    return [
+        (f.created_at, f.first_assigned),
+        (f.first_assigned, f.first_screened),
+        (f.accepted_at, f.first_touch),
+        (f.first_touch, f.need_at),
+        (f.need_at, f.first_opp),
+    ]
+
+
+def dwell_heatmap(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, settings: MetricSettings = DEFAULT_SETTINGS) -> DwellHeatmap:
+    """流程热力图: mean business hours leads spent in each stage, per current owner.
+
+    Stage j runs from its entry (created, first assigned, accepted, first touch, need
+    confirmed) to the next one's. A finished stage counts its span. An open lead
+    (assigned / accepted) still sitting in one of the first three stages counts the time
+    until ``now``, so a forgotten lead weighs on its rep's row instead of vanishing.
+    """
+    n = len(STAGES)
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * n)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+    for f in facts:
+        if not f.owner_id:
+            continue
+        spans = _stage_spans(f)
+        entered = [j for j in range(n) if spans[j][0] is not None]
+        current = max(entered)
+        for j in entered:
+            start, end = spans[j]
+            assert start is not None
+            if end is None:
+                if j != current or j >= OPEN_DWELL_STAGES or f.status not in ("assigned", "accepted"):
+                    continue
+                end = now
+            sums[f.owner_id][j] += clock.between(start, end)
+            counts[f.owner_id][j] += 1
+    reps = tuple(sorted(sums))
+    hours = tuple(tuple((sums[r][j] / counts[r][j]) if counts[r][j] else None for j in range(n)) for r in reps)
+    norms = tuple(float(settings.stage_norm_hours.get(s, 8.0)) for s in STAGES)
+    return DwellHeatmap(STAGES, reps, hours, tuple(tuple(counts[r]) for r in reps), norms)
+
+
+def rep_capabilities(
+    facts: Sequence[LeadFact], objections: Sequence[Objection], now: datetime, clock: BusinessClock,
+    names: Mapping[str, str], settings: MetricSettings = DEFAULT_SETTINGS,
+) -> tuple[RepCapability, ...]:
+    """Per-rep capability: 首触转化率 (touched leads that became opportunities), 报价打开率
+    (未采集: no quote tracking yet), 异议处理时长 (median business hours from an objection
+    follow-up to the next follow-up on that lead), plus black-hole and activation rates."""
+    by_rep: dict[str, list[LeadFact]] = defaultdict(list)
+    for f in facts:
+        if f.owner_id:
+            by_rep[f.owner_id].append(f)
+    obj_by: dict[str, list[Objection]] = defaultdict(list)
+    for o in objections:
+        obj_by[o.member_id].append(o)
+    out = []
+    for rep in sorted(set(by_rep) | set(obj_by)):
+        items = by_rep.get(rep, [])
+        touched = [f for f in items if f.first_touch is not None]
+        answered = [clock.between(o.at, o.answered_at) for o in obj_by.get(rep, []) if o.answered_at is not None]
+        bh = black_holes(items, now, clock, settings).overall
+        out.append(
+            RepCapability(
+                rep=rep, name=names.get(rep, rep), leads=len(items),
+                first_contact_conversion=Rate(sum(1 for f in touched if f.first_opp is not None), len(touched)),
+                quote_open_rate=NOT_COLLECTED, objections=len(obj_by.get(rep, [])),
+                objection_median_hours=statistics.median(answered) if answered else None,
+                black_hole=bh, activation=activation(items, now, settings),
+            )
+        )
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+def business_clock(hours: BusinessHours, period: Period, now: datetime) -> BusinessClock:
+    """A :class:`BusinessClock` covering the period up to ``now``."""
+    first = period.start.astimezone(SHANGHAI).date() - timedelta(days=1)
+    last = max(now, period.end).astimezone(SHANGHAI).date() + timedelta(days=1)
+    return BusinessClock(hours, first, last)
+
+
+def summary(
+    session: Session, now: datetime, period: Period, scope: Scope = Scope(),
+    hours: BusinessHours = BusinessHours(), settings: MetricSettings = DEFAULT_SETTINGS,
+) -> Summary:
+    """Every metric of the manager report for ``period`` and ``scope``, as of ``now``."""
+    facts = load_facts(session, period, scope, settings)
+    objections = load_objections(session, period, scope)
+    names = member_names(session)
+    return summarise(facts, objections, names, now, period, scope, hours, settings)
+
+
+def summarise(
+    facts: Sequence[LeadFact], objections: Sequence[Objection], names: Mapping[str, str], now: datetime,
+    period: Period, scope: Scope, hours: BusinessHours = BusinessHours(), settings: MetricSettings = DEFAULT_SETTINGS,
+) -> Summary:
+    """:func:`summary` over facts already loaded (pure)."""
+    clock = business_clock(hours, period, now)
+    converted, median_days = lead_to_opportunity(facts)
+    return Summary(
+        period=period, scope=scope, leads=len(facts), invalid=sum(1 for f in facts if f.invalid_at is not None),
+        action_24h=action_24h(facts, now), activation_7d=activation(facts, now, settings),
+        black_holes=black_holes(facts, now, clock, settings), unassigned_48h=unassigned_48h(facts, now),
+        untouched_72h=untouched_72h(facts, now), converted=converted, lead_to_opp_median_days=median_days,
+        cross_dept_response=cross_dept_response(facts, now, settings), info_complete=info_complete(facts, settings),
+        health_by_region=health_radar(facts, now, clock, lambda f: f.region, settings),
+        health_by_rep=health_radar(facts, now, clock, lambda f: f.owner_id, settings),
+        heatmap=dwell_heatmap(facts, now, clock, settings),
+        reps=rep_capabilities(facts, objections, now, clock, names, settings),
+        names=dict(names),
+    )
+
+
+def regions(session: Session) -> list[Region]:
+    """The configured regions, by name."""
+    return list(session.execute(select(Region).order_by(Region.name)).scalars())
