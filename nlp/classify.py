@@ -120,7 +120,7 @@ def classify_industry(text: str) -> str | None:
 class IntentRules:
     """intents.toml, compiled: per label, a pattern and an optional exception pattern."""
 
-    rules: list[tuple[str, re.Pattern[str], re.Pattern[str] | None]]
+    rules: list[tuple[str, re.Pattern[str], re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None]]
 
 
 def _build_intents(data: dict[str, Any]) -> IntentRules:
@@ -131,7 +131,9 @@ def _build_intents(data: dict[str, Any]) -> IntentRules:
         if not pats:
             continue
         exc = as_list(spec.get("except"))
-        rules.append((label, re.compile(_regex_alt(pats)), re.compile(_regex_alt(exc)) if exc else None))
+        weak, req = as_list(spec.get("weak")), as_list(spec.get("requires"))
+        rules.append((label, re.compile(_regex_alt(pats)), re.compile(_regex_alt(exc)) if exc else None,
+                      re.compile(_regex_alt(weak)) if weak else None, re.compile(_regex_alt(req)) if req else None))
     return IntentRules(rules)
 
 
@@ -145,9 +147,9 @@ def _blank(m: re.Match[str]) -> str:
 @lru_cache(maxsize=256)
 def _intents_cached(prepared: str, rules: IntentRules) -> tuple[str, ...]:
     out = []
-    for label, pat, exc in rules.rules:
+    for label, pat, exc, weak, req in rules.rules:
         body = exc.sub(_blank, prepared) if exc is not None else prepared
-        if pat.search(body):
+        if pat.search(body) or (weak is not None and req is not None and weak.search(body) and req.search(body)):
             out.append(label)
     return tuple(out)
 
