@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +53,42 @@ def throughput(seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def per_extractor(reps: int = 200) -> list[tuple[str, float]]:
+    """Microseconds per 60-character message spent in each extractor (best of 5 runs)."""
+    from nlp import extract as ex
+    from nlp.chat import split_record
+    from nlp.normalize import normalize
+
+    now = datetime.fromisoformat("2026-06-17T10:00:00+08:00")
+    msgs = [normalize(_sixty(s)) for s in SAMPLES]
+    segs = {m: split_record(m, now) for m in msgs}
+    calls: list[tuple[str, Any]] = [
+        ("normalize", lambda m: normalize(m)),
+        ("split_record", lambda m: split_record(m, now)),
+        ("contacts", lambda m: ex.extract_contacts(m, segs[m])),
+        ("phones", lambda m: ex.extract_phones(m)),
+        ("companies", lambda m: ex.extract_companies(m, segs[m])),
+        ("dates", lambda m: ex.extract_dates(segs[m], m)),
+        ("amounts", lambda m: ex.extract_amounts(m)),
+        ("place", lambda m: ex.extract_place(m)),
+        ("industry", lambda m: ex.classify_industry(m)),
+        ("intents", lambda m: ex.classify_intents(m)),
+        ("sentiment", lambda m: ex.classify_sentiment(m)),
+        ("next_action", lambda m: ex.extract_next_action(m)),
+    ]
+    out = []
+    for name, fn in calls:
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(max(1, reps // 5)):
+                for m in msgs:
+                    fn(m)
+            best = min(best, (time.process_time() - start) / (max(1, reps // 5) * len(msgs)))
+        out.append((name, best * 1e6))
+    return out
+
+
 def _scorer(gold: Path):  # type: ignore[no-untyped-def]
     for cand in (gold.parent / "score.py", Path("/work/shared/extraction/score.py"), ROOT / "extraction" / "score.py"):
         if cand.exists():
@@ -85,6 +122,9 @@ def main() -> int:
     args = ap.parse_args()
     rate = throughput(args.seconds)
     print(f"throughput: {rate:,.0f} msgs/s (60-char messages, one core)")
+    print("time per message by extractor (µs, best of 5):")
+    for name, us in per_extractor():
+        print(f"  {name:12} {us:8.1f}")
     files = [p for p in DEV_CANDIDATES if p.exists()][:1]
     files += sorted((ROOT / "tests" / "data" / "extraction").glob("*.jsonl"))
     for path in files:
