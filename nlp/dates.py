@@ -94,7 +94,9 @@ def _week_offset(prefix: str | None) -> int | None:
     if not prefix:
         return None
     p = prefix.replace("个", "")
-    return {"这": 0, "本": 0, "今": 0, "下": 1, "下下": 2, "上": -1, "上上": -2}.get(p)
+    # 下趟 (Shanghainese: next), 迭个/搿个 (Shanghainese: this), 呢个 (Cantonese: this).
+    return {"这": 0, "本": 0, "今": 0, "迭": 0, "搿": 0, "呢": 0, "下": 1, "下趟": 1, "下下": 2,
+            "上": -1, "上上": -2}.get(p)
 
 
 # Festival days (lunar ones looked up) for the years we may meet. Holiday *periods* come
@@ -226,8 +228,8 @@ _FIRST_CHARS: dict[str, str] = {
     "_holiday_relative": "[元春过新清五劳端中国除大年双十]",
     "_holiday_span": "[元春过新清五劳端中国除大年双十]",
     "_bare_tod": "[上下]",
-    "_weekday": "[下上这本周星礼]",
-    "_week": "[下上这本]",
+    "_weekday": "[下上这本周星礼迭搿呢]",
+    "_week": "[下上这本迭搿呢]",
     "_quarter": "[今明来去后前2\\dQ第一二三四]",
     "_rel_quarter": "[本这当下上季]",
     "_unnamed_holiday": "[节放收假]",
@@ -287,7 +289,7 @@ def _bare_tod(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(
-    r"(?<![每隔一两几\d个])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
+    r"(?<![每隔一两几\d个])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本|下趟|迭个|搿个|呢个)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
     r"(?![一二三四五六七八九十\d])(?!(?<=一)[共起样直下点些定般致切次遍])" + _TOD + _BOUND
 , "[周期拜]")
 def _weekday(m: re.Match[str], ref: date) -> date | None:
@@ -302,7 +304,7 @@ def _weekday(m: re.Match[str], ref: date) -> date | None:
     return _week_monday(ref, off) + timedelta(days=wd)
 
 
-@_rule(r"(?<![每隔一两三四几\d])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本)(?:周|星期|礼拜)(?![二三四五六日天2-7年]|一(?![共起样直下点些定般致切次遍]))"
+@_rule(r"(?<![每隔一两三四几\d])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本|下趟|迭个|搿个|呢个)(?:周|星期|礼拜)(?![二三四五六日天2-7年]|一(?![共起样直下点些定般致切次遍]))"
        r"(?:末)?(?:内|之内|以内|前|之前)?", "[周期拜]")
 def _week(m: re.Match[str], ref: date) -> date | None:
     off = _week_offset(m.group("wp"))
@@ -392,7 +394,7 @@ def _month_part(y: int, mo: int, part: str | None) -> date:
     return _month_end(y, mo)
 
 
-@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z个几])(?P<m>" + _N + r")月(?![\d一二三四五六七八九十])" + _PART + r"(?:前|之前|以前|内|之内|左右)?", "月")
+@_rule(r"(?:" + _YEAR + r")?(?<![\d.\-/A-Za-z个几])(?P<m>" + _N + r")月(?![\d一二三四五六七八九十])" + _PART + r"(?:前|之前|以前|内|之内|左右)?", "月", kind="month")
 def _month(m: re.Match[str], ref: date) -> date | None:
     mo = _num(m.group("m"))
     if mo is None or not 1 <= mo <= 12:
@@ -417,7 +419,7 @@ def _month_span(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(r"(?<![每几两三四\d])(?P<rm>下下个?|下个?|上上个?|上个?|这个?|本|当)月" + _PART.replace("份)?", "份|内|之内)?")
-       + r"(?:前|之前|以前|内|之内)?", "月")
+       + r"(?:前|之前|以前|内|之内)?", "月", kind="month")
 def _rel_month(m: re.Match[str], ref: date) -> date | None:
     off = {"下下": 2, "下": 1, "上上": -2, "上": -1, "这": 0, "本": 0, "当": 0}[m.group("rm").replace("个", "")]
     y, mo = _add_months(ref.year, ref.month, off)
@@ -425,7 +427,7 @@ def _rel_month(m: re.Match[str], ref: date) -> date | None:
     return _month_part(y, mo, None if part in ("内", "之内", "份") else part)
 
 
-@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上中旬|中下旬|上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]")
+@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上中旬|中下旬|上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]", kind="month_part")
 def _bare_month_part(m: re.Match[str], ref: date) -> date | None:
     return _month_part(ref.year, ref.month, m.group("part") or m.group("p2"))
 
@@ -633,9 +635,17 @@ def extract_dates(segments: list[Segment], original: str | None = None) -> list[
             continue
         ref = seg.ref.date()
         hits = _hits(folded, ref)
+        month_ctx: date | None = None  # the month a 下个月初… named, for a following bare 中旬
         for h in hits:
             if h.day is None:
                 continue
+            if h.kind == "month":
+                month_ctx = h.day
+            elif h.kind == "month_part" and month_ctx is not None:
+                # 下个月初发货，中旬到货: the bare part continues the month just named.
+                part = folded[h.start:h.end]
+                key = next((p for p in ("上中旬", "中下旬", "上旬", "中旬", "下旬", "月初", "月中", "月底", "月末") if p in part), "")
+                h.day = _month_part(month_ctx.year, month_ctx.month, key.replace("月", "") or None)
             if h.kind == "tod":
                 # 上午/下午 alone mean today, unless a day was just named before them in the
                 # same sentence (明天过去，上午到) or right after them in the same clause.
