@@ -34,24 +34,30 @@ import logging
 import time
 import urllib.parse
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 from dingtalk_stream.frames import AckMessage, CallbackMessage, Headers, SystemMessage
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.config import ConfigError, Settings
-from bot.crypto import CallbackRejected, DingTalkEventCrypto, ReplayCache, check_fresh, verify_dingtalk_robot_sign
+from bot.crypto import (
+    CallbackRejected,
+    DingTalkEventCrypto,
+    ReplayCache,
+    check_fresh,
+    verify_dingtalk_robot_sign,
+)
 from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
 from cards.dingtalk import action_index, markdown_message, render_standard_card
-from cards.model import Card, card_from_dict
+from cards.model import Card
 from handlers.context import Clock, HandlerContext
 from handlers.events import ChatLine, InboundEvent
 from store.db import Database
@@ -59,7 +65,7 @@ from store.models import CardHandle, Member, OutboxMessage
 
 log = logging.getLogger("leadbot.dingtalk")
 
-NAME = "dingtalk"
+NAME: Literal["dingtalk"] = "dingtalk"
 DEFAULT_API_BASE = "https://api.dingtalk.com"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOPIC_ROBOT = "/v1.0/im/bot/messages/get"
@@ -87,7 +93,7 @@ class DingTalkConfig:
     per_user_per_min: int = 20
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "DingTalkConfig":
+    def from_settings(cls, settings: Settings) -> DingTalkConfig:
         """Read and validate the section; raises :class:`ConfigError` with a fix in Chinese."""
         raw = dict(settings.platforms.get(NAME, {}))
 
@@ -152,7 +158,7 @@ class DingTalkClient:
             async with self.session.request(method, url, json=body, headers=headers) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DingTalkApiError(0, "network", type(exc).__name__) from exc
         try:
             data = json.loads(raw) if raw else {}
@@ -194,7 +200,7 @@ class _Webhook:
 
 def _ms_to_dt(ms: object) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(str(ms)) / 1000, timezone.utc)
+        return datetime.fromtimestamp(int(str(ms)) / 1000, UTC)
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -354,7 +360,7 @@ class DingTalkAdapter:
 
         def load(session: Session) -> str | None:
             row = session.execute(
-                select(OutboxMessage.payload).where(OutboxMessage.card_id == card_id, OutboxMessage.platform == NAME, OutboxMessage.kind == "card").order_by(OutboxMessage.id.desc())  # type: ignore[union-attr]
+                select(col(OutboxMessage.payload)).where(col(OutboxMessage.card_id) == card_id, col(OutboxMessage.platform) == NAME, col(OutboxMessage.kind) == "card").order_by(col(OutboxMessage.id).desc())
             ).first()
             if row is None:
                 return None
@@ -385,7 +391,7 @@ class DingTalkAdapter:
             return _reject(exc.reason)
         except Malformed as exc:
             return _reject(str(exc))
-        except Exception:  # noqa: BLE001 - storage trouble: DingTalk may retry; never a 500
+        except Exception:
             log.exception("dingtalk callback could not be stored")
             return _reject("temporarily unavailable / 暂时无法处理，请重试", 503)
         return _reject("missing parameter / 缺少参数")
@@ -571,7 +577,7 @@ class StreamConnection:
             while not self._stopping:
                 try:
                     msg = await asyncio.wait_for(ws.receive(), timeout=self.config.watchdog_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     # Silent socket (ping hang, zombie connection): start over.
                     self.watchdog_trips += 1
                     log.warning("dingtalk stream silent for %.0f s; reconnecting", self.config.watchdog_s)
@@ -613,7 +619,7 @@ class StreamConnection:
             except Malformed as exc:
                 await ws.send_str(json.dumps(_ack(msg.headers, {"response": None}, code=AckMessage.STATUS_BAD_REQUEST, message=str(exc)).to_dict()))
                 return True
-            except Exception:  # noqa: BLE001 - not stored: do not ack, DingTalk redelivers
+            except Exception:
                 log.exception("dingtalk frame could not be stored; not acknowledged")
                 return True
             await ws.send_str(json.dumps(_ack(msg.headers, {"response": None}).to_dict()))

@@ -35,16 +35,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.config import ConfigError, Settings
-from bot.crypto import CallbackRejected, FeishuCrypto, ReplayCache, check_fresh, verify_feishu_token
+from bot.crypto import (
+    CallbackRejected,
+    FeishuCrypto,
+    ReplayCache,
+    check_fresh,
+    verify_feishu_token,
+)
 from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
@@ -59,7 +65,7 @@ from store.models import CardHandle, Member, OutboxMessage
 
 log = logging.getLogger("leadbot.feishu")
 
-NAME = "feishu"
+NAME: Literal["feishu"] = "feishu"
 DEFAULT_API_BASE = "https://open.feishu.cn"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOKEN_EXPIRED_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
@@ -100,7 +106,7 @@ class FeishuConfig:
     background_retry_delay_s: float = 1.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "FeishuConfig":
+    def from_settings(cls, settings: Settings) -> FeishuConfig:
         """Read and validate the section; raises :class:`ConfigError` with a fix in Chinese."""
         raw = dict(settings.platforms.get(NAME, {}))
 
@@ -171,7 +177,7 @@ class FeishuClient:
                 raw = await resp.read()
                 ctype = resp.headers.get("Content-Type", "")
                 reset = resp.headers.get("x-ogw-ratelimit-reset", "")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise FeishuApiError(0, -1, f"network: {type(exc).__name__}") from exc
         data: dict[str, Any] = {}
         if "json" in ctype or raw[:1] == b"{":
@@ -382,7 +388,7 @@ class FeishuAdapter:
         except _Malformed as exc:
             self._forget(event_id)
             return _reject(str(exc))
-        except Exception:  # noqa: BLE001 - storage trouble: let Feishu retry, never a 500
+        except Exception:
             self._forget(event_id)
             log.exception("feishu callback could not be stored")
             return _reject("temporarily unavailable / 暂时无法处理，请重试", 503)
@@ -493,7 +499,7 @@ class FeishuAdapter:
         from store.models import InboxEvent
 
         return bool(await self.db.run(lambda s: s.execute(
-            select(InboxEvent.id).where(InboxEvent.platform == NAME, InboxEvent.event_key == key)).first()))
+            select(col(InboxEvent.id)).where(col(InboxEvent.platform) == NAME, col(InboxEvent.event_key) == key)).first()))
 
     def _later(self, key: str, build: Callable[[], Awaitable[InboundEvent]]) -> None:
         """Finish an event after Feishu got its answer, then store it under ``key``.
@@ -536,7 +542,7 @@ class FeishuAdapter:
         return _replace(base, kind="forward", chat_record=tuple(lines), text="")
 
     async def _member_names(self) -> dict[str, str]:
-        rows = await self.db.run(lambda s: list(s.execute(select(Member.feishu_open_id, Member.name).where(Member.feishu_open_id.is_not(None))).all()))  # type: ignore[union-attr]
+        rows = await self.db.run(lambda s: list(s.execute(select(col(Member.feishu_open_id), col(Member.name)).where(col(Member.feishu_open_id).is_not(None))).all()))
         return {str(oid): str(name) for oid, name in rows}
 
     async def _transcribe(self, voice: InboundEvent, message_id: str, file_key: str) -> InboundEvent:
@@ -544,7 +550,7 @@ class FeishuAdapter:
         try:
             audio = await self.client.download(f"/open-apis/im/v1/messages/{message_id}/resources/{file_key}?type=file")
             text = await self.stt.transcribe(audio, fmt="opus")
-        except Exception as exc:  # noqa: BLE001 - a speech engine failure must not lose the note
+        except Exception as exc:
             log.warning("voice note transcription failed: %s", type(exc).__name__)
             raise _Degraded(voice) from exc
         return _replace(voice, text=text.strip())
@@ -591,7 +597,7 @@ class FeishuAdapter:
         prefix = f"in:{NAME}:{inbox_id}:"
 
         def load(session: Session) -> list[OutboxMessage]:
-            return list(session.execute(select(OutboxMessage).where(OutboxMessage.dedupe_key.startswith(prefix)).order_by(OutboxMessage.id)).scalars())  # type: ignore[attr-defined]
+            return list(session.execute(select(OutboxMessage).where(col(OutboxMessage.dedupe_key).startswith(prefix)).order_by(col(OutboxMessage.id))).scalars())
 
         rows = await self.db.run(load)
         answer: dict[str, Any] = {"toast": {"type": "success", "content": "已处理"}}

@@ -107,9 +107,9 @@ class FakeDingTalk:
             if f[3] > 0 and f[0] in request.path:
                 f[3] -= 1
                 return web.json_response(f[2], status=f[1])
-        if request.path.startswith("/v1.0/") and request.path not in ("/v1.0/oauth2/accessToken", "/v1.0/gateway/connections/open"):
-            if request.headers.get("x-acs-dingtalk-access-token") not in self.tokens:
-                return web.json_response({"code": "InvalidAuthentication", "message": "不合法的access_token"}, status=401)
+        open_paths = ("/v1.0/oauth2/accessToken", "/v1.0/gateway/connections/open")
+        if request.path.startswith("/v1.0/") and request.path not in open_paths and request.headers.get("x-acs-dingtalk-access-token") not in self.tokens:
+            return web.json_response({"code": "InvalidAuthentication", "message": "不合法的access_token"}, status=401)
         return await handler(request)
 
     async def _token(self, request: web.Request) -> web.Response:

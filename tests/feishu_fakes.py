@@ -253,11 +253,11 @@ def settings_with_platform_ids(db_url: str, tmp_path: Any, extra: str, ids: dict
     from bot.config import parse
     from tests.conftest import TEMPLATE
 
-    def add(match: "re.Match[str]") -> str:
+    def add(match: re.Match[str]) -> str:
         extra_keys = ids.get(match.group(1), {})
         return match.group(0) + "".join(f'\n{k} = "{v}"' for k, v in extra_keys.items())
 
-    text = re.sub(r'^id = "([a-z]+)"$', add, TEMPLATE, flags=re.M)
+    text = re.sub(r'^id = "([a-z]+)"$', add, TEMPLATE, flags=re.MULTILINE)
     text = text.replace('secret = ""', 'secret = "test-secret-0123456789"', 1) + extra
     return parse(text, str(tmp_path / "leadbot.toml"), {"LEADBOT_DATABASE_URL": db_url})
 

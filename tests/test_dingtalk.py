@@ -24,8 +24,16 @@ from handlers.context import FakeClock
 from store.models import InboxEvent, OutboxMessage
 from tests.conftest import JIANGSU_LEAD
 from tests.dingtalk_fakes import (
-    AES_KEY, APP_KEY, EVENT_TOKEN, FakeDingTalk, card_callback, dingtalk_ids, dingtalk_toml, event_http_request,
-    robot_http_request, robot_message,
+    AES_KEY,
+    APP_KEY,
+    EVENT_TOKEN,
+    FakeDingTalk,
+    card_callback,
+    dingtalk_ids,
+    dingtalk_toml,
+    event_http_request,
+    robot_http_request,
+    robot_message,
 )
 from tests.feishu_fakes import settings_with_platform_ids
 

@@ -22,7 +22,17 @@ from bot.keys import GATEWAY
 from handlers.context import FakeClock
 from store.models import InboxEvent
 from tests.conftest import JIANGSU_LEAD
-from tests.dingtalk_fakes import TOPIC_CARD, TOPIC_ROBOT, FakeDingTalk, callback_frame, card_callback, dingtalk_ids, dingtalk_toml, robot_message, system_frame
+from tests.dingtalk_fakes import (
+    TOPIC_CARD,
+    TOPIC_ROBOT,
+    FakeDingTalk,
+    callback_frame,
+    card_callback,
+    dingtalk_ids,
+    dingtalk_toml,
+    robot_message,
+    system_frame,
+)
 from tests.feishu_fakes import settings_with_platform_ids
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,14 @@ from cards.model import Card, CardAction, CardField
 from handlers.context import FakeClock
 from store.models import FollowUp, InboxEvent, OutboxMessage
 from tests.conftest import JIANGSU_LEAD
-from tests.feishu_fakes import ENCRYPT_KEY, FakeFeishu, FeishuSender, feishu_ids, feishu_toml, settings_with_platform_ids
+from tests.feishu_fakes import (
+    ENCRYPT_KEY,
+    FakeFeishu,
+    FeishuSender,
+    feishu_ids,
+    feishu_toml,
+    settings_with_platform_ids,
+)
 
 
 @dataclass
@@ -171,8 +177,9 @@ async def test_forged_stale_unsigned_and_malformed_callbacks_are_4xx_and_store_n
 async def test_lark_oapi_accepts_the_requests_our_fake_sender_builds(env: Env) -> None:
     import lark_oapi as lark
     from lark_oapi.core.model import RawRequest
-
-    from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
+    from lark_oapi.event.callback.model.p2_card_action_trigger import (
+        P2CardActionTriggerResponse,
+    )
 
     got: list[str] = []
 

@@ -24,9 +24,9 @@ from bot.keys import GATEWAY
 from cards.feishu import iter_buttons
 from handlers.context import FakeClock
 from store.models import InboxEvent, OutboxMessage
-from tests.conftest import JIANGSU_LEAD
 from tests import dingtalk_fakes as dt
 from tests import feishu_fakes as fs
+from tests.conftest import JIANGSU_LEAD
 
 
 @dataclass(frozen=True)
