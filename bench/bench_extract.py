@@ -17,7 +17,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +55,7 @@ def throughput(seconds: float) -> float:
 
 def per_extractor(reps: int = 200) -> list[tuple[str, float]]:
     """Microseconds per 60-character message spent in each extractor (best of 5 runs)."""
-    from nlp import extract as ex
+    from nlp import amounts, classify, dates, entities, phones, places
     from nlp.chat import split_record
     from nlp.normalize import normalize
 
@@ -65,16 +65,16 @@ def per_extractor(reps: int = 200) -> list[tuple[str, float]]:
     calls: list[tuple[str, Any]] = [
         ("normalize", lambda m: normalize(m)),
         ("split_record", lambda m: split_record(m, now)),
-        ("contacts", lambda m: ex.extract_contacts(m, segs[m])),
-        ("phones", lambda m: ex.extract_phones(m)),
-        ("companies", lambda m: ex.extract_companies(m, segs[m])),
-        ("dates", lambda m: ex.extract_dates(segs[m], m)),
-        ("amounts", lambda m: ex.extract_amounts(m)),
-        ("place", lambda m: ex.extract_place(m)),
-        ("industry", lambda m: ex.classify_industry(m)),
-        ("intents", lambda m: ex.classify_intents(m)),
-        ("sentiment", lambda m: ex.classify_sentiment(m)),
-        ("next_action", lambda m: ex.extract_next_action(m)),
+        ("contacts", lambda m: entities.extract_contacts(m, cast(Any, segs[m]))),
+        ("phones", lambda m: phones.extract_phones(m)),
+        ("companies", lambda m: entities.extract_companies(m, cast(Any, segs[m]))),
+        ("dates", lambda m: dates.extract_dates(segs[m], m)),
+        ("amounts", lambda m: amounts.extract_amounts(m)),
+        ("place", lambda m: places.extract_place(m)),
+        ("industry", lambda m: classify.classify_industry(m)),
+        ("intents", lambda m: classify.classify_intents(m)),
+        ("sentiment", lambda m: classify.classify_sentiment(m)),
+        ("next_action", lambda m: classify.extract_next_action(m)),
     ]
     out = []
     for name, fn in calls:
