@@ -291,7 +291,8 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
             rep_ids=[m.id for m in members if m.role == "rep"],
         )
     except RuleError as exc:
-        leaf = re.sub(r"\[\d+\]$", "", exc.key.rpartition(".")[2])
+        # The key that starts a line in the file (``when`` for a typo inside ``when = {…}``).
+        leaf = getattr(exc, "toml_key", None) or re.sub(r"\[\d+\]$", "", exc.key.rpartition(".")[2])
         line = None
         if exc.index is not None:
             for header in ("[[assignment.rules]]", "[[assignment.groups]]"):
