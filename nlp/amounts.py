@@ -269,6 +269,8 @@ def _is_money(c: _Cand, t: str) -> bool:
         return False
     if after[:1] in ("%", "‰") or re.match(r"^\s*(?:折|成(?![本交])|个点|点(?![钟半]))", after):
         return False
+    if _ID_BEFORE.search(before):
+        return False  # 型号2000W, 编号: 300K
     if c.money:
         return True
     counted = after.lstrip("多余来 ")
