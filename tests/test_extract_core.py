@@ -159,3 +159,26 @@ def test_extract_spans_come_from_the_text_as_written() -> None:
     assert [a["text"] for a in out["amounts"]] == ["ＲＭＢ　１２万"]
     assert [d["text"] for d in out["dates"]] == ["下週三前"]
     assert out["dates"][0]["date"] == "2026-05-27"
+
+
+def test_module_cli_reads_stdin_and_writes_only_json_lines() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    stdin = "\n".join([
+        json.dumps({"id": "x1", "now": "2026-05-20T10:00:00+08:00", "text": "下周三报价12万"}, ensure_ascii=False),
+        "明天下午来电 13912345678",
+        "",
+    ])
+    proc = subprocess.run(
+        [sys.executable, "-m", "nlp.extract", "--now", "2026-05-20T10:00:00+08:00"],
+        input=stdin.encode("utf-8"), capture_output=True, cwd=root, timeout=120, check=True,
+    )
+    rows = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["x1", 2]
+    assert rows[0]["pred"]["amounts"][0]["yuan_min"] == 120000
+    assert rows[0]["pred"]["dates"] == [{"text": "下周三", "date": "2026-05-27"}]
+    assert rows[1]["pred"]["phones"] == ["13912345678"]
+    assert rows[1]["pred"]["dates"][0]["date"] == "2026-05-21"
