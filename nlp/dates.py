@@ -402,10 +402,11 @@ def _month(m: re.Match[str], ref: date) -> date | None:
     year = _year_of(m.group("y"), ref)
     if year is None:
         # The occurrence of that month closest to the reference month.
-        # Plans look ahead more than reports look back: a month more than five months
-        # behind is next year's, one more than seven ahead is last year's.
+        # The occurrence of that month closest to the reference month, a tie going to
+        # the future (the rule the spec gives for X月X日): six or more months behind is
+        # next year's, seven or more ahead is last year's.
         delta = mo - ref.month
-        year = ref.year + (1 if delta < -5 else -1 if delta > 7 else 0)
+        year = ref.year + (1 if delta <= -6 else -1 if delta >= 7 else 0)
     return _month_part(year, mo, m.group("part"))
 
 
