@@ -455,7 +455,7 @@ class DingTalkAdapter:
             raise DeliveryError("per-user rate limit / 单用户发送频率限制", retry_after=wait)
         text = str(json.loads(msg.payload).get("text", ""))
         try:
-            if card is not None and msg.card_id and msg.kind == "card_update" and self._was_sent(msg.card_id, handle):
+            if card is not None and msg.card_id and msg.kind == "card_update" and await self._was_sent(msg.card_id, handle):
                 await self.client.call("PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": msg.card_id, "cardData": json.dumps(render_standard_card(card, msg.card_id), ensure_ascii=False)})
                 return Delivered(platform_handle=msg.card_id)
             if card is not None and msg.card_id and msg.kind in ("card", "card_update"):
@@ -471,8 +471,17 @@ class DingTalkAdapter:
         except DingTalkApiError as exc:
             raise _delivery_error(exc) from exc
 
-    def _was_sent(self, card_id: str, handle: CardHandle | None) -> bool:
-        return card_id in self._sent_cards or (handle is not None and handle.platform == NAME and bool(handle.platform_handle))
+    async def _was_sent(self, card_id: str, handle: CardHandle | None) -> bool:
+        """Whether DingTalk has a card with cardBizId ``card_id`` (so it can be updated in place)."""
+        if card_id in self._sent_cards or (handle is not None and handle.platform == NAME and bool(handle.platform_handle)):
+            return True
+        # After a restart the memory is gone; the outbox remembers what was sent.
+        sent = await self.db.run(lambda s: s.execute(
+            select(col(OutboxMessage.id)).where(col(OutboxMessage.card_id) == card_id, col(OutboxMessage.platform) == NAME,
+                                               col(OutboxMessage.kind) == "card", col(OutboxMessage.status) == "sent")).first())
+        if sent:
+            self._sent_cards.add(card_id)
+        return bool(sent)
 
     async def _send_text(self, user: str, text: str, card: Card | None, dedupe_key: str) -> Delivered:
         hook = self._webhooks.get(user)

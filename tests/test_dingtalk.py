@@ -254,3 +254,19 @@ async def test_expired_token_outage_and_recovery(env: Env) -> None:
     await env.gateway.drain()
     sent = await env.gateway.db.run(lambda s: s.execute(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent")).scalar_one())
     assert sent == 3
+
+
+async def test_card_sent_before_a_restart_is_still_updated_in_place(env: Env) -> None:
+    resp = await env.client.post("/api/leads", json=JIANGSU_LEAD)
+    owner = (await resp.json())["owner"]
+    await env.gateway.drain()
+    (biz, card), = env.fake.cards_for(f"dt_{owner}")
+    await env.event(card_callback(f"dt_{owner}", biz, card["contents"][-1]["actions"][2]["id"]))  # 无效 → asks for a reason
+    await env.gateway.drain()
+    (ask_biz, ask), = [(b, c) for b, c in env.fake.cards_for(f"dt_{owner}") if b != biz]
+    env.adapter._sent_cards.clear()  # what a restart forgets
+    await env.event(card_callback(f"dt_{owner}", ask_biz, ask["contents"][-1]["actions"][0]["id"]))
+    await env.gateway.drain()
+    assert len(env.fake.cards_for(f"dt_{owner}")) == 2  # updated, not re-sent
+    assert "已选择：空号" in json.dumps(env.fake.cards[ask_biz]["card"], ensure_ascii=False)
+    assert "已标记无效（空号）" in json.dumps(env.fake.cards[biz]["card"], ensure_ascii=False)
