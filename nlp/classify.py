@@ -197,27 +197,40 @@ def classify_sentiment(text: str) -> str:
 
 # ---------------------------------------------------------------- next action
 
-_DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明日|今早|当天|那天|"
+_DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明朝|明日|今早|当天|那天|"
          r"下下(?:周|星期)[一二三四五六日天]?|下个?(?:周|星期)[一二三四五六日天末]?|这周[一二三四五六日天末]?|本周[一二三四五六日天]?|"
-         r"(?:周|星期)[一二三四五六日天末]|周末|下个月(?:底|初)?|月底|月初|本月|年底|年末|年前|年后|"
+         r"(?:周|星期)[一二三四五六日天末]|周末|下个月(?:底|初|中旬|上旬|下旬|\d{1,2}号)?|这个月底?|月底|月初|本月|年底|年末|年前|年后|今年|明年|"
          r"节前最后一天|节后第一天|节后上班第一天|节前|节后|(?:春节|国庆|五一|清明|端午|中秋|元旦)(?:假期)?(?:前|后|当天|那天)?|"
          r"初[一二三四五六七八九十]|\d{1,2}月\d{1,2}[日号]?|\d{1,2}[日号]|"
          r"[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}[日号]|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份|上旬|中旬|下旬|初|底)?|"
-         r"上旬|中旬|下旬|上午|下午|晚上|早上|中午|一早|\d{1,2}[点:：]\d{0,2}半?|[一二三四五六七八九十]{1,3}点半?|"
-         r"[一二三四五六七八九十两\d]{1,2}(?:天|周|个工作日)(?:之内|内))(?:之前|以前|前|之内|内|后|的时候)?)")
+         r"上旬|中旬|下旬|上午|下午|晚上|早上|中午|一早|一上班|上班前|上班后|上班|开工后|\d{1,2}[点:：]\d{0,2}半?|[一二三四五六七八九十]{1,3}点半?|"
+         r"[一二三四五六七八九十两\d]{1,2}(?:天|周|个工作日)(?:之内|内)|趁[^，,。]{1,8}?(?:的时候|那几天|期间))"
+         r"(?:之前|以前|前|之内|内|后|的时候)?)")
 _DATE_RE = re.compile(_DATE)
-_CLAUSE_END = re.compile(r"[，,。！!？?；;\n]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
-_OUR_LINE = re.compile(r"(?m)^我\s*(?:[:：]\s*|[\d月日\-: ]{5,}\n)")
+_CLAUSE_END = re.compile(r"[，,。！!？?；;\n“”\"]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
+# Words that start a new thought in run-on voice transcripts; a phrase is cut there.
+_PHRASE_CUT = re.compile(r"然后|另外|还有|不然|否则|他们|他说|她说|但是|不过|因为|所以|第二家|我说|顺便|再说|\s")
+_MAX_PHRASE = 16
+_OUR_LINE = re.compile(r"(?m)^(?:我|我们[^\s:：]{0,4}|我司[^\s:：]{0,4})\s*(?:[:：]\s*|[\d月日/\-: ]{5,}\n)")
 _SPEAKER_LINE = re.compile(r"(?m)^[^\s:：，,。]{1,12}[:：]")
 _QUESTION = re.compile(r"能(?:不能)?来\s*(.{1,24}?)\s*吗")
-_AGREE = re.compile(r"(?m)^我\s*(?:[:：]|[\d月日\-: ]{5,}\n)\s*(?:没问题|好的|可以|行|OK|ok|收到)")
+_AGREE = re.compile(r"(?m)^我\s*(?:[:：]|[\d月日/\-: ]{5,}\n)\s*(?:没问题|好的|可以|行|OK|ok|收到)")
 _THREAT = re.compile(r"(?:不|没)((?:补齐|补发|重开|重发|退款|赔|更换|换|整改|处理|解决|答复|回复|修好|发货|到货)[^，。,\s]{0,3}?)就")
-_BARE_GO = re.compile(r"(?:再去|去)(?!了)")
-_DEMONSTRATIVE = re.compile(r"(?:这批|那批|这个|那个|这台|那台|这些|那些|这套|那套|这份|那份)")
+_BARE_GO = re.compile(r"(?:再去|去)(?!了|年)")
+_DEMONSTRATIVE = re.compile(r"(?:这批|那批|这个|那个|这台|那台|这些|那些|这套|那套|这份|那份|几家客户的)")
 _OBJECT_NOUN = re.compile(r"(?:合同|版|报价单?|资料|方案|图纸|单子?|协议|样品|发票|清单|报告|参数|货)$")
+# Speech verbs: what follows is the customer's words, often an instruction to us (说下周二前报个价).
+_SAID = re.compile(r"(?:说(?![明法服话])|(?<![电笑])话|讲(?![座究解]))")
+# The customer does it, or it comes to us: not our action.
+_TOWARDS_US = re.compile(r"拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
+# Things that come to us when the customer says them (节后第一天把订单发过来).
+_OUR_GOODS = re.compile(r"我们的[^，,。！!？?\s]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
+_INCOMING = re.compile(r"发过来|寄过来|打过来|传过来|送过来")
+# An object-first clause that sends something (license报价明天之前发他).
+_SEND_TO_THEM = re.compile(r"(?:发|寄|给|交|送)(?:他|她|您|过去|给他|给她|到)")
 
 
-@dataclass
+@dataclass(eq=False)
 class ActionRules:
     """actions.toml, compiled."""
 
@@ -226,21 +239,30 @@ class ActionRules:
     self_verbs: re.Pattern[str]
     promise: re.Pattern[str]
     verbs: re.Pattern[str]
+    starts: re.Pattern[str]
+    strong_starts: re.Pattern[str]
     lead_strip: re.Pattern[str]
     not_after: tuple[str, ...]
+    can_you: re.Pattern[str]
+    not_actions: frozenset[str]
 
 
 def _build_actions(data: dict[str, Any]) -> ActionRules:
     strip = _alt(as_list(data["strip_words"]))
+    verbs = _regex_alt(as_list(data["action_verbs"]))
     return ActionRules(
-        request=re.compile(f"(?<![申邀聘])(?:{_alt(as_list(data['request_markers']))})"),
+        request=re.compile(f"(?<![申邀聘])(?:{_regex_alt(as_list(data['request_markers']))})"),
         self_=re.compile(_alt(as_list(data["self_markers"]))),
-        self_verbs=re.compile(f"我们?(?:[A-Za-z]{{2,12}}|[\u4e00-\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
-                              f"(?:[^，,。！!？?\\s]{{0,4}}?)(?:{_alt(as_list(data['self_verbs']))})(?![的了过])"),
+        self_verbs=re.compile(f"(?<![让叫要约给跟找带陪请])我们?(?:[A-Za-z]{{2,12}}|[\\u4e00-\\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
+                              f"(?:[^，,。！!？?\\s的]{{0,4}}?)(?:{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
         promise=re.compile(_alt(as_list(data["promise_markers"]))),
-        verbs=re.compile(_alt(as_list(data["action_verbs"]))),
+        verbs=re.compile(verbs),
+        starts=re.compile(f"(?:把|将|再|全部|工程师|技术|师傅|售后|{verbs})"),
+        strong_starts=re.compile(f"(?:{_regex_alt(as_list(data['clause_starts']))})"),
         lead_strip=re.compile(f"^(?:{strip}|在|{_DATE})+"),
         not_after=tuple(as_list(data.get("not_action_after"))),
+        can_you=re.compile(f"(?:能不能|能否|可不可以|可以|能)(?:{_DATE}|先|\\s)*(?=(?:把|{verbs})[^，,。]{{0,16}}?(?:吗|么|？|\\?))"),
+        not_actions=frozenset(as_list(data.get("not_actions"))),
     )
 
 
@@ -259,8 +281,12 @@ def _clause_start(prepared: str, end: int) -> int:
     return best
 
 
-def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRules) -> str | None:
+def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRules,
+            must_start: bool = False, strong: bool = False) -> str | None:
     """The action phrase of prepared[start:end], copied from ``original`` without dates and fillers."""
+    cut = _PHRASE_CUT.search(prepared, start + 1, end)
+    if cut:
+        end = cut.start()
     keep = [True] * (end - start)
     for m in _DATE_RE.finditer(prepared, start, end):
         for i in range(m.start(), m.end()):
@@ -273,23 +299,32 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
     m = rules.lead_strip.match(text_p)
     lead = m.end() if m else 0
     tail = len(text_p)
-    while tail > lead and text_p[tail - 1] in "的了吧啊呢哈嘛 ":
+    while tail > lead and text_p[tail - 1] in "的了吧啊呢哈嘛就行吗么 ":
         tail -= 1
-    if text_p[lead:tail].endswith("一下"):
+    if text_p[lead:tail].endswith(("一下", "一哈")):
         tail -= 2
-    idx = kept_idx[lead:tail]
+    idx = kept_idx[lead:tail][:_MAX_PHRASE]
     phrase_p = "".join(prepared[i] for i in idx)
-    if len(phrase_p) < 2 or not rules.verbs.search(phrase_p):
+    if len(phrase_p) < 2 or phrase_p in rules.not_actions or not rules.verbs.search(phrase_p):
+        return None
+    if must_start and not rules.starts.match(phrase_p):
+        return None
+    if strong and (not rules.strong_starts.match(phrase_p) or "的" in phrase_p[1:3] or _INCOMING.search(phrase_p)
+                   or phrase_p.endswith("了") or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"):
+        return None  # 送去的测试件 is what happened, not what we will do
+    if _TOWARDS_US.search(phrase_p):
         return None
     return "".join(original[i] for i in idx).strip()
 
 
-def _candidates(original: str, prepared: str, rules: ActionRules) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[tuple[int, str]]]:
+    """Candidate actions in tiers: stated to-dos and requests, then questions to us, then weaker hints."""
     first: list[tuple[int, str]] = []
+    asked: list[tuple[int, str]] = []
     fallback: list[tuple[int, str]] = []
 
-    def add(bucket: list[tuple[int, str]], pos: int, start: int, end: int) -> None:
-        ph = _phrase(original, prepared, start, end, rules)
+    def add(bucket: list[tuple[int, str]], pos: int, start: int, end: int, must_start: bool = False) -> None:
+        ph = _phrase(original, prepared, start, end, rules, must_start)
         if ph:
             bucket.append((pos, ph))
 
@@ -300,12 +335,15 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> tuple[list[
         if any(head.endswith(w) or w in head for w in rules.not_after):
             continue
         end = _clause_end(prepared, m.end())
-        ph = _phrase(original, prepared, m.end(), end, rules)
+        ph = _phrase(original, prepared, m.end(), end, rules, must_start=True)
         if not ph:
             continue
         if 0 < len(head) <= 6 and _OBJECT_NOUN.search(head):
             ph = original[c0:m.start()].strip() + ph
         first.append((m.start(), ph))
+    # 能不能把选型手册发我一份？ 可以先寄两台 sample 吗？ 下周能安排演示吗？
+    for m in rules.can_you.finditer(prepared):
+        add(asked, m.start(), m.end(), _clause_end(prepared, m.end()))
     # The rep's own to-do (记得…, 我们得…, 说好…的).
     for m in rules.self_.finditer(prepared):
         add(first, m.start(), m.end(), _clause_end(prepared, m.end()))
@@ -324,14 +362,10 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> tuple[list[
             pos = end + 1
     # 下周我再去拜访一次, 下下周三我们带技术过去, 明天我过去续签借用单.
     for m in rules.self_verbs.finditer(prepared):
-        if prepared[max(0, m.start() - 1):m.start()] in ("让", "叫", "要", "约", "给", "跟", "找"):
-            continue
-        c0 = _clause_start(prepared, m.start())
         verb_at = m.start() + 1
         while verb_at < m.end() and prepared[verb_at] in "们":
             verb_at += 1
         add(first, m.start(), verb_at, _clause_end(prepared, m.end()))
-        del c0
     # Our chat lines (我: …) and named speakers promising for us (周凯: …我带两个工程师过去装).
     for m in _OUR_LINE.finditer(prepared):
         line_end = prepared.find("\n", m.end())
@@ -351,22 +385,40 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> tuple[list[
         if pm:
             c0 = max(_clause_start(prepared, pm.start()), m.end())
             add(first, pm.start(), c0, min(_clause_end(prepared, pm.end()), line_end))
+    # What happens to our goods (我们的二十台流量计下周五之前发货, 我们的天花要在8月中旬进场安装).
+    for m in _OUR_GOODS.finditer(prepared):
+        add(first, m.start(), m.start() + 3, _clause_end(prepared, m.end()))
     # A condition the customer sets (这周不补齐就扣货款 → 补齐).
     for m in _THREAT.finditer(prepared):
         first.append((m.start(), original[m.start(1):m.end(1)]))
-    # Fallbacks: the customer asks us over (能来 office 聊下 solution 吗) and we agree; a bare 去… plan.
+    # Second tier: a clause with no subject that starts with an action (本周内把方案发过去, 说下周二前报个价),
+    # an object-first sending clause (license报价明天之前发他), the customer asking us over, a bare 去… plan.
+    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(prepared)] + [m.end() for m in _SAID.finditer(prepared)]
+    for pos in sorted(set(starts)):
+        end = _clause_end(prepared, pos)
+        said = _SAID.search(prepared, pos + 1, end)
+        if said:
+            end = said.start()
+        if end - pos < 2:
+            continue
+        ph = _phrase(original, prepared, pos, end, rules, must_start=True, strong=True)
+        if ph and not _BARE_GO.match(to_simplified(ph)):
+            fallback.append((pos, ph))
+        elif _SEND_TO_THEM.search(prepared, pos, end) and not re.match(r"\s*(?:他|她|客户|对方|我)", prepared[pos:end]):
+            add(fallback, pos, pos, end)
     if _AGREE.search(prepared):
         for m in _QUESTION.finditer(prepared):
             fallback.append((m.start(), "去" + original[m.start(1):m.end(1)].strip()))
-    pos = 0
-    while pos < len(prepared):
-        end = _clause_end(prepared, pos)
-        dm = re.match(f"(?:{_DATE}|\\s)*", prepared[pos:end])
-        body_at = pos + (dm.end() if dm else 0)
-        if _BARE_GO.match(prepared, body_at):
-            add(fallback, body_at, body_at, end)
-        pos = end + 1
-    return first, fallback
+    if not fallback:
+        pos = 0
+        while pos < len(prepared):
+            end = _clause_end(prepared, pos)
+            dm = re.match(f"(?:{_DATE}|\\s|要|先|再)*", prepared[pos:end])
+            body_at = pos + (dm.end() if dm else 0)
+            if _BARE_GO.match(prepared, body_at):
+                add(fallback, body_at, body_at, end)
+            pos = end + 1
+    return [first, asked, fallback]
 
 
 def extract_next_action(text: str) -> str | None:
@@ -377,8 +429,7 @@ def extract_next_action(text: str) -> str | None:
     """
     rules = _ACTIONS.get()
     prepared = prepare(text)
-    first, fallback = _candidates(text, prepared, rules)
-    pool = first or fallback
-    if not pool:
-        return None
-    return min(pool, key=lambda c: c[0])[1]
+    for pool in _candidates(text, prepared, rules):
+        if pool:
+            return min(pool, key=lambda c: c[0])[1]
+    return None
