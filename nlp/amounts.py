@@ -46,16 +46,16 @@ _CANDIDATE = re.compile(
     r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])))?"
     r"(?P<sub>(?<=[万亿])(?:[一二两三四五六七八九]|[1-9])千(?:零?[一二三四五六七八九]百?)?)?"
     r"(?P<tail>(?:[一二三四五六七八九]|(?<=[万wW])[1-9](?![\d.]))(?![零〇二两三四五六七八九十百千万亿个台套只件]|一(?![台套只个件次批张])))?"
-    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|毛钱|毛|角|RMB|rmb|CNY|人民币))?"
+    r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|蚊|毛钱|毛|角|RMB|rmb|CNY|人民币))?"
     r"(?P<jiao>(?<=[块毛角])(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(
     r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|日币|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢|新台币|台币|NT\$|TWD|韩元|"
-    r"新加坡元|新币|SGD|澳元|AUD|加元|CAD|越南盾|卢比|马币|林吉特)\s*$", re.I)
+    r"新加坡元|新币|SGD|澳元|AUD|加元|CAD|越南盾|卢比|马币|林吉特|日圆)\s*$", re.I)
 _FOREIGN_AFTER = re.compile(
     r"^\s*(?:美元|美金|欧元|日元|日币|港币|港元|英镑|卢布|泰铢|新台币|台币|韩元|新加坡元|新币|澳元|加元|越南盾|卢比|马币|"
-    r"林吉特|USD|EUR|JPY|HKD|GBP|TWD|SGD|AUD|CAD|刀)")
+    r"林吉特|日圆|USD|EUR|JPY|HKD|GBP|TWD|SGD|AUD|CAD|刀)")
 _CORRECTED_AFTER = re.compile(
     r"^\s*(?:是|也是)?(?:笔误|写错|听错|记错|说错|看错|搞错|弄错|算错|打错|错的|有误|错了|不对|作废)"
 )
@@ -248,7 +248,7 @@ def _scan(t: str) -> list[_Cand]:
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
             small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
-            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的" or (nxt.isascii() and nxt.isalpha()) or small_cn):
+            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的洋" or (nxt.isascii() and nxt.isalpha()) or small_cn):
                 # 两块电路板: 块 is a measure word here.
                 cur = None
                 end = m.start("cur")
