@@ -86,6 +86,11 @@ _LABEL_KEYS = {
     "下一步", "待办", "计划", "派单", "工单", "单号", "订单号", "编号", "事由", "描述", "故障描述", "处理",
     "处理结果", "处理意见", "回复", "答复", "标题", "摘要", "来源", "渠道", "行业", "地区", "区域", "城市",
     "省份", "职位", "部门", "姓名", "名字", "网址", "官网", "签名", "更新", "提醒", "通知", "公告", "tips",
+    "地点", "会议", "会议地点", "会议时间", "参会人", "参会人员", "议题", "人员", "负责人", "对接人", "联系人电话",
+    "交期", "交货期", "付款方式", "价格", "报价", "规格", "品牌", "产品", "设备", "用途", "邮编", "客户需求",
+    "客户来源", "客户类型", "跟进", "跟进记录", "跟进内容", "拜访", "拜访记录", "目的", "背景", "现状", "竞品",
+    "竞争对手", "预计", "预计时间", "截止", "截止时间", "有效期", "质保", "账期", "税率", "发票", "物流", "快递",
+    "运单号", "主旨", "事项", "任务", "分工", "status", "todo", "next", "budget", "contact", "company", "name",
 }
 # Words that show a "X: ..." prefix is a sentence, not a speaker's name.
 _NOT_NAME = re.compile(
@@ -162,6 +167,24 @@ def _looks_like_name(name: str, stamped: bool = False) -> bool:
     return True
 
 
+def _sent_stamp(body: str, now: datetime, ref: datetime) -> tuple[re.Match[str], datetime] | None:
+    """The stamp after a ``Sent:`` / ``时间：`` key and the reference time it sets.
+
+    A time in the future is not when something was sent: ``时间：5月28日 14:00`` in a
+    meeting notice is a date to extract, not a header stamp.
+    """
+    st = _STAMP_AT.match(body)
+    if not st or not _has_stamp(st):
+        return None
+    stamp = _stamp_from(st, now)
+    if st.group("y") and stamp.day is not None and stamp.day > now.date():
+        return None
+    when = _apply(stamp, ref)
+    if when > now + timedelta(hours=1):
+        return None
+    return st, when
+
+
 def _has_stamp(m: re.Match[str]) -> bool:
     return m.group("H") is not None or m.group("m") is not None or bool(m.group("rel"))
 
@@ -198,7 +221,9 @@ def stamp_spans(text: str, now: datetime) -> list[tuple[int, int]]:
         else:
             sm = _SPEAKER_LINE.match(raw)
             if sm and sm.group("name").strip().lower() in _TIME_KEYS:
-                spans.append((pos + sm.end(), pos + len(raw)))
+                sent = _sent_stamp(raw[sm.end():], now, now)
+                if sent is not None:
+                    spans.append((pos + sm.end() + sent[0].start(), pos + sm.end() + sent[0].end()))
         pos += len(raw) + 1
     return spans
 
@@ -243,10 +268,10 @@ def split_record(text: str, now: datetime) -> list[Segment]:
             body_start = start + sm.end()
             body = text[body_start:pos - 1]
             if low in _TIME_KEYS:
-                st = _STAMP_AT.match(body)
-                if st and _has_stamp(st):
+                sent = _sent_stamp(body, now, ref)
+                if sent is not None:
+                    st, ref = sent
                     structured = True
-                    ref = _apply(_stamp_from(st, now), ref)
                     rest = body[st.end():]
                     if rest.strip():
                         segments.append(Segment(speaker, rest, ref, body_start + st.end()))
