@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import shutil
 import sys
@@ -222,6 +223,51 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The manager report's figures from the command line (see docs/metrics.zh.md)."""
+    from datetime import date
+
+    from handlers import metrics, reports
+    from handlers.context import SystemClock
+    from store.db import Database
+
+    settings = _load(args.config)
+    try:
+        since = date.fromisoformat(args.since)
+        until = date.fromisoformat(args.until) if args.until else None
+    except ValueError:
+        print("日期格式应为 YYYY-MM-DD / dates must be YYYY-MM-DD", file=sys.stderr)
+        return 2
+    now = datetime.fromisoformat(args.now) if args.now else SystemClock().now()
+    if now.tzinfo is None:
+        print("--now 需要带时区，例如 2026-03-16T10:00+08:00 / --now needs a time zone", file=sys.stderr)
+        return 2
+    period = metrics.Period.since(since, now, until)
+    scope = metrics.Scope(region=args.region, rep=args.rep)
+    db = Database(settings.database_url)
+    try:
+        summary = db.transaction(lambda s: metrics.summary(s, now, period, scope, settings.assignment.business_hours))
+    finally:
+        db.close()
+    if args.format == "png":
+        data: bytes | str = reports.summary_chart(summary, args.chart)
+    elif args.format == "json":
+        data = json.dumps(summary.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "csv":
+        data = reports.summary_csv(summary)
+    else:
+        data = reports.summary_text(summary)
+    if args.out:
+        Path(args.out).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        print(f"已写入 / wrote {args.out}", file=sys.stderr)
+    elif isinstance(data, bytes):
+        print("PNG 需要 --out 文件 / --format png needs --out FILE", file=sys.stderr)
+        return 2
+    else:
+        sys.stdout.write(data)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(prog="leadbot", description="leadbot：活在企业微信、飞书、钉钉里的销售 CRM")
@@ -254,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="来源标签，例如 展会（文件中没有来源列时使用）")
     p.add_argument("-c", "--config", default="leadbot.toml")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("report", help="输出过程指标报表（文本 / JSON / CSV / PNG 图表）")
+    p.add_argument("--since", required=True, help="统计自该日起创建的线索（YYYY-MM-DD）")
+    p.add_argument("--until", help="统计截至该日（含），默认到现在")
+    p.add_argument("--format", choices=("text", "json", "csv", "png"), default="text")
+    p.add_argument("--chart", choices=("funnel", "team", "radar", "heatmap"), default="funnel", help="--format png 时的图表")
+    p.add_argument("--region", help="只看某个区域")
+    p.add_argument("--rep", help="只看某位销售（成员 id）")
+    p.add_argument("--now", help="统计时刻（ISO 8601，带时区），默认现在")
+    p.add_argument("--out", help="写入文件（png 必填）")
+    p.add_argument("-c", "--config", default="leadbot.toml")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("extract", help="从标准输入的 JSON 行中抽取跟进字段")
     p.add_argument("--now", help="参考时间（ISO 8601），用于没有 now 字段的输入")

@@ -144,17 +144,7 @@ def report_card(s: metrics.Summary, scope_label: str) -> Card:
     """报表: the key numbers and the 24-hour action funnel."""
     bh = s.black_holes
     worst_sources = sorted(((k, r) for k, r in bh.by_source.items() if r.den), key=lambda kv: -(kv[1].value or 0))[:3]
-    fields = (
-        CardField("新线索", f"{s.leads} 条（无效 {s.invalid}）"),
-        CardField("24小时动作完成率", s.action_24h.rate.pct()),
-        CardField("线索激活率（7天≥2次有效互动）", s.activation_7d.pct()),
-        CardField(f"线索黑洞率（{bh.business_hours:g}工时未触达）", bh.overall.pct()),
-        CardField("48小时未分配率", s.unassigned_48h.pct()),
-        CardField("72小时未触达率", s.untouched_72h.pct()),
-        CardField("线索到商机时效（中位）", f"{_days(s.lead_to_opp_median_days)}，已转 {s.converted} 条"),
-        CardField("跨部门需求响应率（72h）", s.cross_dept_response.pct()),
-        CardField("客户信息完整率", s.info_complete.pct()),
-    )
+    fields = report_card_fields(s)
     text = ""
     if worst_sources:
         text = "黑洞率最高的来源：" + "；".join(f"{k} {r.pct()}" for k, r in worst_sources)
@@ -248,3 +238,74 @@ def on_report(session: Session, member: Member, event: InboundEvent, ctx: Handle
         return [Outgoing(member.id, "text", f"{cause}:reply", text=str(exc), platform=event.platform)]
     card = build_card(session, req, ctx)
     return [Outgoing(member.id, "card", f"{cause}:report", card=card, card_id=new_card_id(), platform=event.platform)]
+
+
+# ---------------------------------------------------------------------------- command line (leadbot report)
+
+CHARTS: tuple[str, ...] = ("funnel", "team", "radar", "heatmap")
+
+
+def summary_text(s: metrics.Summary) -> str:
+    """``leadbot report --format text``: the report card's numbers, the per-rep lines and the definitions' caveats."""
+    label = _scope_label(Request("报表", "", None, s.scope), s.names)
+    card = report_card_fields(s)
+    lines = [f"线索报表 · {label} · {s.period.label}（{_period_text(s.period)}）"]
+    lines += [f"{f.label}：{f.value}" for f in card]
+    lines.append(f"黑洞率（按来源）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_source.items()) or "暂无数据"))
+    lines.append(f"黑洞率（按区域）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_region.items()) or "暂无数据"))
+    lines.append("销售：")
+    for c in s.reps:
+        lines.append(
+            f"  {c.name}：线索 {c.leads} · 黑洞 {c.black_hole.pct()} · 激活 {c.activation.pct()} · 首触转化 "
+            f"{c.first_contact_conversion.pct()} · 报价打开率 {c.quote_open_rate} · 异议处理（中位）{_hours(c.objection_median_hours)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report_card_fields(s: metrics.Summary) -> tuple[CardField, ...]:
+    """The key numbers of 报表 as card fields."""
+    bh = s.black_holes
+    return (
+        CardField("新线索", f"{s.leads} 条（无效 {s.invalid}）"),
+        CardField("24小时动作完成率", s.action_24h.rate.pct()),
+        CardField("线索激活率（7天≥2次有效互动）", s.activation_7d.pct()),
+        CardField(f"线索黑洞率（{bh.business_hours:g}工时未触达）", bh.overall.pct()),
+        CardField("48小时未分配率", s.unassigned_48h.pct()),
+        CardField("72小时未触达率", s.untouched_72h.pct()),
+        CardField("线索到商机时效（中位）", f"{_days(s.lead_to_opp_median_days)}，已转 {s.converted} 条"),
+        CardField("跨部门需求响应率（72h）", s.cross_dept_response.pct()),
+        CardField("客户信息完整率", s.info_complete.pct()),
+    )
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "scope", "rep", "name", "leads", "black_hole_num", "black_hole_den", "activation_num", "activation_den",
+    "first_contact_conversion_num", "first_contact_conversion_den", "quote_open_rate", "objections", "objection_median_hours",
+)
+
+
+def summary_csv(s: metrics.Summary) -> str:
+    """``leadbot report --format csv``: one row for the scope, one per rep (UTF-8 with BOM, for Excel)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerow([s.scope.label, "", "合计", s.leads, s.black_holes.overall.num, s.black_holes.overall.den,
+                     s.activation_7d.num, s.activation_7d.den, "", "", metrics.NOT_COLLECTED, sum(c.objections for c in s.reps), ""])
+    for c in s.reps:
+        writer.writerow([s.scope.label, c.rep, c.name, c.leads, c.black_hole.num, c.black_hole.den, c.activation.num, c.activation.den,
+                         c.first_contact_conversion.num, c.first_contact_conversion.den, c.quote_open_rate, c.objections,
+                         "" if c.objection_median_hours is None else f"{c.objection_median_hours:.2f}"])
+    return "\ufeff" + buf.getvalue()
+
+
+def summary_chart(s: metrics.Summary, chart: str = "funnel") -> bytes:
+    """``leadbot report --format png``: one of :data:`CHARTS` as PNG bytes."""
+    label = _scope_label(Request("报表", "", None, s.scope), s.names)
+    card = {"funnel": lambda: report_card(s, label), "team": lambda: team_card(s, label),
+            "radar": lambda: radar_card(s, label, "rep" if s.scope.region or s.scope.rep else "region"),
+            "heatmap": lambda: heatmap_card(s, label)}[chart]()
+    assert card.image_png is not None
+    return card.image_png

@@ -73,9 +73,11 @@ def seed_org(session: Session) -> None:
     session.flush()
 
 
-def seed_week(session: Session) -> None:
-    """The week described in the module docstring."""
-    seed_org(session)
+def seed_week(session: Session, *, with_org: bool = True) -> None:
+    """The week described in the module docstring (``with_org=False`` when the app already
+    synced the template organisation, which has the same people)."""
+    if with_org:
+        seed_org(session)
     # L0: the Sunday before (outside the period) — would otherwise be a black hole.
     _lead(session, 100, t(1, 12), "官网表单", "华东", "zhangwei", "assigned")
     _audit(session, 100, "assigned", t(1, 12))
