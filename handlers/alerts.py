@@ -93,25 +93,51 @@ def _day_bounds(at: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _over_budget(session: Session, member_id: str, deliver_at: datetime, budget: Budget) -> bool:
-    start, end = _day_bounds(deliver_at)
-    if ledger.queued_between(session, member_id, start, end, budget.exempt) >= budget.daily_cap:
-        return True
-    last = ledger.last_delivery_before(session, member_id, deliver_at, budget.exempt)
-    return last is not None and deliver_at - last < budget.min_spacing
+class _BudgetState:
+    """One person's budget for one delivery day, loaded once per :func:`emit` and kept current."""
+
+    def __init__(self, session: Session, member_id: str, deliver_at: datetime, budget: Budget) -> None:
+        start, end = _day_bounds(deliver_at)
+        self.budget = budget
+        self.count = ledger.queued_between(session, member_id, start, end, budget.exempt)
+        self.last = ledger.last_delivery_before(session, member_id, deliver_at, budget.exempt)
+
+    def allows(self, deliver_at: datetime) -> bool:
+        if self.count >= self.budget.daily_cap:
+            return False
+        return self.last is None or deliver_at - self.last >= self.budget.min_spacing
+
+    def spend(self, deliver_at: datetime) -> None:
+        self.count += 1
+        self.last = deliver_at if self.last is None else max(self.last, deliver_at)
 
 
 def emit(session: Session, ctx: HandlerContext, alerts: list[Alert], now: datetime, budget: Budget = Budget()) -> list[Outgoing]:
     """Decide each alert (muted, deferred, digested or queued), record it, return what to send."""
     out: list[Outgoing] = []
+    if not alerts:
+        return out
+    seen = ledger.existing_keys(session, {a.key for a in alerts})
+    states: dict[tuple[str, datetime], _BudgetState] = {}
+    mutes: dict[tuple[str, str], bool] = {}
     for alert in alerts:
-        if ledger.exists(session, alert.key):
+        if alert.key in seen:
             continue
+        seen.add(alert.key)
         p0 = alert.priority == "P0"
         deliver_at = now if p0 else ctx.business_hours.next_open(now)
-        if alert.mutable and not p0 and ledger.is_muted(session, alert.member_id, alert.kind, now):
+        mute_key = (alert.member_id, alert.kind)
+        if alert.mutable and not p0 and mute_key not in mutes:
+            mutes[mute_key] = ledger.is_muted(session, alert.member_id, alert.kind, now)
+        counted = not p0 and alert.kind not in budget.exempt
+        state = None
+        if counted:
+            state = states.get((alert.member_id, deliver_at))
+            if state is None:
+                state = states[(alert.member_id, deliver_at)] = _BudgetState(session, alert.member_id, deliver_at, budget)
+        if alert.mutable and not p0 and mutes[mute_key]:
             status = "muted"
-        elif not p0 and alert.kind not in budget.exempt and _over_budget(session, alert.member_id, deliver_at, budget):
+        elif state is not None and not state.allows(deliver_at):
             status = "digest"
         else:
             status = "queued"
@@ -120,8 +146,10 @@ def emit(session: Session, ctx: HandlerContext, alerts: list[Alert], now: dateti
             subject=alert.subject[:64], summary=alert.summary[:300], stake_fen=alert.stake_fen,
             status=status, deliver_at=deliver_at, created_at=now,
         )
-        if not ledger.record(session, row) or status != "queued":
+        if not ledger.insert_new(session, row) or status != "queued":
             continue
+        if state is not None:
+            state.spend(deliver_at)
         dedupe = ALERT_PREFIX + alert.key
         if alert.card is None:
             out.append(Outgoing(alert.member_id, "text", dedupe, text=alert.text))

@@ -30,7 +30,8 @@ from store.models import CardHandle, Customer, Member, Ticket
 from store.models_schedule import TicketSla
 
 P0_WORDS = ("停产", "停线", "产线停", "线停了", "生产停", "停机", "停工", "安全", "起火", "着火", "冒烟", "漏电", "触电", "爆炸", "受伤", "伤人", "人身")
-FAULT_WORDS = ("报错", "故障", "报警", "异常", "坏了", "损坏", "无法", "不能", "不工作", "漏油", "漏气", "卡死", "死机", "错误")
+# "不能" alone would catch「能不能加一次培训」: only the phrases that mean a broken machine.
+FAULT_WORDS = ("报错", "故障", "报警", "异常", "坏了", "损坏", "无法启动", "无法开机", "不能用", "用不了", "不工作", "漏油", "漏气", "卡死", "死机", "错误")
 _ERROR_CODE = re.compile(r"(?<![A-Za-z])[EF]-?\d{1,4}\b|错误码|故障码")
 TICKET_HINTS = ("客户反馈", "设备", "报修", "售后", "维修", "投诉")
 KEY_CUSTOMER_TIERS = ("A", "KA", "S")

@@ -98,22 +98,40 @@ def _watermark(
     session: Session, state: ScanState, model: type[M], column: Any, upper: datetime,
     where: Sequence[Any], batch: int, floor: datetime,
 ) -> Iterator[M]:
-    """Rows with ``(column, id)`` past the scan's cursor and ``column <= upper``, in order, in batches."""
+    """Rows with ``(column, id)`` past the scan's cursor and ``column <= upper``, in order, in batches.
+
+    The query is one plain index range (``cursor <= column <= upper``); the few rows that
+    share the cursor's timestamp and were handled already are skipped here, because an
+    ``OR`` in the range makes SQLite's planner give up the index.
+    """
     ident: InstrumentedAttribute[Any] = model.id  # type: ignore[attr-defined]
+    key = column.key
     at, row_id = state.cursor_at or floor, state.cursor_id if state.cursor_at else 0
+    strict = False  # True once every row at ``at`` itself has been read
     while True:
-        stmt = (
-            select(model)
-            .where(*where, column <= upper, or_(column > at, and_(column == at, ident > row_id)))
-            .order_by(column, ident)
-            .limit(batch)
-        )
-        rows = list(session.execute(stmt).scalars())
-        yield from rows
+        bound = column > at if strict else column >= at
+        rows = list(session.execute(
+            select(model).where(bound, column <= upper, *where).order_by(column, ident).limit(batch)
+        ).scalars())
+        yield from (r for r in rows if (getattr(r, key), r.id) > (at, row_id))  # type: ignore[attr-defined]
         if len(rows) < batch:
             return
         last = rows[-1]
-        at, row_id = getattr(last, column.key), last.id  # type: ignore[attr-defined]
+        if getattr(last, key) != at:
+            at, row_id, strict = getattr(last, key), last.id, False  # type: ignore[attr-defined]
+            continue
+        # A whole batch shares the cursor's timestamp: page through that instant by id.
+        row_id = last.id  # type: ignore[attr-defined]
+        while True:
+            same = list(session.execute(
+                select(model).where(column == at, *where, ident > row_id).order_by(ident).limit(batch)
+            ).scalars())
+            yield from same
+            if same:
+                row_id = same[-1].id  # type: ignore[attr-defined]
+            if len(same) < batch:
+                break
+        strict = True
 
 
 # ---------------------------------------------------------------- 1. unaccepted lead cards
@@ -188,7 +206,7 @@ def scan_first_touch(session: Session, ctx: HandlerContext, now: datetime, setti
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
     for lead in _watermark(
-        session, state, Lead, Lead.accepted_at, now - timedelta(hours=hours), (Lead.accepted_at.is_not(None),),  # type: ignore[union-attr]
+        session, state, Lead, Lead.accepted_at, now - timedelta(hours=hours), (),
         settings.batch, now - settings.lookback,
     ):
         assert lead.id is not None and lead.accepted_at is not None
@@ -219,7 +237,7 @@ def scan_stage_due(session: Session, ctx: HandlerContext, now: datetime, setting
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
     for opp in _watermark(session, state, Opportunity, Opportunity.stage_due_at, now,
-                          (Opportunity.stage_due_at.is_not(None),), settings.batch, now - settings.lookback):  # type: ignore[union-attr]
+                          (), settings.batch, now - settings.lookback):
         assert opp.id is not None and opp.stage_due_at is not None
         last = (opp.stage_due_at, opp.id)
         if not opp.owner_id:

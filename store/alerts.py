@@ -40,6 +40,36 @@ def record(session: Session, alert: AlertRecord) -> bool:
     return True
 
 
+def insert_new(session: Session, alert: AlertRecord) -> bool:
+    """Like :func:`record` but one ``INSERT … ON CONFLICT DO NOTHING`` (no savepoint, no object).
+
+    This is the hot path of a scan that decides thousands of alerts; False on a duplicate key.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(AlertRecord.__table__)  # type: ignore[arg-type]
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(AlertRecord.__table__)  # type: ignore[arg-type,assignment]
+    else:
+        return record(session, alert)
+    values = {c.name: getattr(alert, c.name) for c in AlertRecord.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
+    result = session.execute(stmt.values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def existing_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """Which of ``keys`` were decided already (one query per 500 keys)."""
+    found: set[str] = set()
+    ordered = list(keys)
+    for i in range(0, len(ordered), 500):
+        found.update(session.execute(select(AlertRecord.key).where(AlertRecord.key.in_(ordered[i : i + 500]))).scalars())
+    return found
+
+
 def exists(session: Session, key: str) -> bool:
     """Whether an alert with ``key`` was decided already."""
     return session.execute(select(AlertRecord.id).where(AlertRecord.key == key)).first() is not None

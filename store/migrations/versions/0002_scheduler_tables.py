@@ -65,7 +65,18 @@ def upgrade() -> None:
     )
 
 
+    # Indexes on lead the scans rely on (declared in store/models_schedule.py).
+    with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.create_index('ix_lead_status_accept_due', ['status', 'accept_due_at'], unique=False)
+        batch_op.create_index('ix_lead_accepted_at', ['accepted_at'], unique=False)
+        batch_op.create_index('ix_lead_assigned_at_owner', ['assigned_at', 'owner_id'], unique=False)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.drop_index('ix_lead_assigned_at_owner')
+        batch_op.drop_index('ix_lead_accepted_at')
+        batch_op.drop_index('ix_lead_status_accept_due')
     op.drop_table('ticket_sla')
     op.drop_table('scan_state')
     op.drop_table('alert_mute')
