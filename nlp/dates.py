@@ -288,6 +288,12 @@ def _bare_tod(m: re.Match[str], ref: date) -> date | None:
     return ref
 
 
+_SURNAME_ZHOU = re.compile(
+    r"[\u4e00-\u9fff]{0,2}(?:经理|主任|老师|先生|女士|小姐|博士|院长|厂长|部长|科长|处长|总监|主管|工程师|董事长"
+    r"|[总工](?=[,，。:：\s的说讲在让跟和]|$))"
+)
+
+
 @_rule(
     r"(?<![每隔一两几\d个])(?P<wp>下下个?|下个?|上上个?|上个?|这个?|本|下趟|迭个|搿个|呢个)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
     r"(?![一二三四五六七八九十\d])(?!(?<=一)[共起样直下点些定般致切次遍])" + _TOD + _BOUND
@@ -298,6 +304,8 @@ def _weekday(m: re.Match[str], ref: date) -> date | None:
     if off is None:
         if m.group("wp"):
             return None
+        if m.group(0).startswith("周") and m.end() == m.end("wd") and _SURNAME_ZHOU.match(m.string, m.end()):
+            return None  # 周一鸣经理: the surname 周 with a given name, not Monday
         # A bare weekday is the first such day after the reference day.
         delta = (wd - ref.weekday()) % 7 or 7
         return ref + timedelta(days=delta)
