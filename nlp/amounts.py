@@ -34,8 +34,8 @@ _NUMERAL = (
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+多(?=[万亿wW块元])|\d+(?:\.\d+)?"
     # A Chinese run either has 十/百/千 in it or is followed by a unit, 个 or a range
     # separator: bare 一/三 (一家, 三台) are not worth a candidate.
-    r"|(?:[零〇一二两三四五六七八九几]*[十百千][零〇一二两三四五六七八九十百千几]*"
-    r"|[零〇一二两三四五六七八九几]+(?=\s*来?\s*个?\s*[万亿wWkK元块毛角个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
+    r"|(?:[零〇一二两三四五六七八九几]{0,4}[十百千][零〇一二两三四五六七八九十百千几]{0,8}"
+    r"|[零〇一二两三四五六七八九几]{1,4}(?=\s*来?\s*个?\s*[万亿wWkK元块毛角个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
 )
 # One amount candidate: optional currency prefix, the numeral, its multiplier, a tail
 # digit (二十七万五), a currency word and a 角 tail (十六块八).
