@@ -11,18 +11,19 @@ written).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified
+from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified, word_alternation
 
 INTENT_LABELS = ("sign_intent", "price_agreed", "upgrade_need", "complaint", "visit_planned",
                  "sample_request", "quote_request", "churn_risk")
 
 
-def _alt(words: list[str] | tuple[str, ...]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+def _alt(words: Sequence[str]) -> str:
+    return word_alternation(list(words))
 
 
 def _regex_alt(patterns: list[str]) -> str:
@@ -225,6 +226,8 @@ _SAID = re.compile(r"(?:说(?![明法服话])|(?<![电笑])话|讲(?![座究解]
 _TOWARDS_US = re.compile(r"拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
 # Things that come to us when the customer says them (节后第一天把订单发过来).
 _OUR_GOODS = re.compile(r"我们的[^，,。！!？?\s]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
+_LEAD_RE = re.compile(f"(?:{_DATE}|\\s|要|先|再)*")
+_DATES_LEAD_RE = re.compile(f"(?:{_DATE}|\\s)*")
 _INCOMING = re.compile(r"发过来|寄过来|打过来|传过来|送过来")
 # An object-first clause that sends something (license报价明天之前发他).
 _SEND_TO_THEM = re.compile(r"(?:发|寄|给|交|送)(?:他|她|您|过去|给他|给她|到)")
@@ -287,6 +290,8 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
     cut = _PHRASE_CUT.search(prepared, start + 1, end)
     if cut:
         end = cut.start()
+    if end - start < 2 or not rules.verbs.search(prepared, start, end):
+        return None
     keep = [True] * (end - start)
     for m in _DATE_RE.finditer(prepared, start, end):
         for i in range(m.start(), m.end()):
@@ -317,11 +322,9 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
     return "".join(original[i] for i in idx).strip()
 
 
-def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[tuple[int, str]]]:
-    """Candidate actions in tiers: stated to-dos and requests, then questions to us, then weaker hints."""
+def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int, str]]:
+    """First tier: to-dos of the rep, requests of the customer, our promises in chat lines."""
     first: list[tuple[int, str]] = []
-    asked: list[tuple[int, str]] = []
-    fallback: list[tuple[int, str]] = []
 
     def add(bucket: list[tuple[int, str]], pos: int, start: int, end: int, must_start: bool = False) -> None:
         ph = _phrase(original, prepared, start, end, rules, must_start)
@@ -341,9 +344,6 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[t
         if 0 < len(head) <= 6 and _OBJECT_NOUN.search(head):
             ph = original[c0:m.start()].strip() + ph
         first.append((m.start(), ph))
-    # 能不能把选型手册发我一份？ 可以先寄两台 sample 吗？ 下周能安排演示吗？
-    for m in rules.can_you.finditer(prepared):
-        add(asked, m.start(), m.end(), _clause_end(prepared, m.end()))
     # The rep's own to-do (记得…, 我们得…, 说好…的).
     for m in rules.self_.finditer(prepared):
         add(first, m.start(), m.end(), _clause_end(prepared, m.end()))
@@ -354,8 +354,8 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[t
         stop = sentence_end.start() if sentence_end else len(prepared)
         while pos < stop:
             end = min(_clause_end(prepared, pos), stop)
-            dm = re.match(f"(?:{_DATE}|\\s)*", prepared[pos:end])
-            body = pos + (dm.end() if dm else 0)
+            dm = _DATES_LEAD_RE.match(prepared, pos, end)
+            body = dm.end() if dm else pos
             if rules.verbs.match(prepared, body):
                 add(first, m.start(), body, end)
                 break
@@ -391,6 +391,29 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[t
     # A condition the customer sets (这周不补齐就扣货款 → 补齐).
     for m in _THREAT.finditer(prepared):
         first.append((m.start(), original[m.start(1):m.end(1)]))
+    return first
+
+
+def _asked(original: str, prepared: str, rules: ActionRules) -> list[tuple[int, str]]:
+    """Second tier: questions to us (能不能把选型手册发我一份？ 下周能安排演示吗？)."""
+    asked: list[tuple[int, str]] = []
+    for m in rules.can_you.finditer(prepared):
+        ph = _phrase(original, prepared, m.end(), _clause_end(prepared, m.end()), rules)
+        if ph:
+            asked.append((m.start(), ph))
+    return asked
+
+
+def _hinted(original: str, prepared: str, rules: ActionRules) -> list[tuple[int, str]]:
+    """Third tier: subject-less clauses that start with an action, object-first sending clauses,
+    the customer asking us over when we agree, a bare 去… plan."""
+    fallback: list[tuple[int, str]] = []
+
+    def add(bucket: list[tuple[int, str]], pos: int, start: int, end: int) -> None:
+        ph = _phrase(original, prepared, start, end, rules)
+        if ph:
+            bucket.append((pos, ph))
+
     # Second tier: a clause with no subject that starts with an action (本周内把方案发过去, 说下周二前报个价),
     # an object-first sending clause (license报价明天之前发他), the customer asking us over, a bare 去… plan.
     starts = [0] + [m.end() for m in _CLAUSE_END.finditer(prepared)] + [m.end() for m in _SAID.finditer(prepared)]
@@ -401,6 +424,8 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[t
             end = said.start()
         if end - pos < 2:
             continue
+        if not rules.strong_starts.search(prepared, pos, min(end, pos + 14)) and not _SEND_TO_THEM.search(prepared, pos, end):
+            continue  # cheap test first: most clauses start with no action at all
         ph = _phrase(original, prepared, pos, end, rules, must_start=True, strong=True)
         if ph and not _BARE_GO.match(to_simplified(ph)):
             fallback.append((pos, ph))
@@ -413,12 +438,15 @@ def _candidates(original: str, prepared: str, rules: ActionRules) -> list[list[t
         pos = 0
         while pos < len(prepared):
             end = _clause_end(prepared, pos)
-            dm = re.match(f"(?:{_DATE}|\\s|要|先|再)*", prepared[pos:end])
-            body_at = pos + (dm.end() if dm else 0)
+            dm = _LEAD_RE.match(prepared, pos, end)
+            body_at = dm.end() if dm else pos
             if _BARE_GO.match(prepared, body_at):
                 add(fallback, body_at, body_at, end)
             pos = end + 1
-    return [first, asked, fallback]
+    return fallback
+
+
+_TIERS = (_stated, _asked, _hinted)
 
 
 def extract_next_action(text: str) -> str | None:
@@ -429,7 +457,8 @@ def extract_next_action(text: str) -> str | None:
     """
     rules = _ACTIONS.get()
     prepared = prepare(text)
-    for pool in _candidates(text, prepared, rules):
+    for tier in _TIERS:
+        pool = tier(text, prepared, rules)
         if pool:
             return min(pool, key=lambda c: c[0])[1]
     return None

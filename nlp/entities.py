@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified
+from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified, word_alternation
 from nlp.places import _TABLE as _PLACE_TABLE
 
 _CJK = r"\u4e00-\u9fff"
@@ -68,6 +68,7 @@ class PeopleRules:
     correction: re.Pattern[str]
     line_person: re.Pattern[str]
     line_latin: re.Pattern[str]
+    title_end: re.Pattern[str]
     title_at_start: re.Pattern[str]
     title_at_end: re.Pattern[str]
     not_people: frozenset[str]
@@ -92,7 +93,17 @@ class PeopleRules:
 
 
 def _alt(words: Sequence[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    return word_alternation(list(words))
+
+
+def _starts(words: Sequence[str]) -> str:
+    """A lookahead on the first characters of ``words``.
+
+    ``re`` skips positions that fail a leading character set in C, so a big alternation
+    behind it is only tried where one of the words can start (about 8x faster here).
+    """
+    chars = sorted({w[0] for w in words if w})
+    return "(?=[" + "".join(re.escape(c) for c in chars) + "])"
 
 
 _LATIN_TITLE = (r"(?:[A-Z][A-Za-z]*\.? )?(?:[A-Z][a-z]+ )?(?:Manager|Director|Engineer|Buyer|Purchaser|Officer|President|"
@@ -103,6 +114,7 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
     surnames = frozenset("".join(as_list(data["surnames"])))
     compounds = frozenset(as_list(data["compound_surnames"]))
     surname_re = f"(?:{_alt(list(compounds))}|[{''.join(sorted(surnames))}])"
+    at_surname = _starts(list(surnames) + list(compounds))
     attached_titles = as_list(data["attached_titles"])
     cores = as_list(data.get("role_cores"))
     generated = [d + c for d in as_list(data.get("role_departments")) for c in cores]
@@ -117,17 +129,18 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
     return PeopleRules(
         surnames=surnames,
         compounds=compounds,
-        attached=re.compile(f"(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated)})"),
-        full_titled=re.compile(f"(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
-        role=re.compile(f"(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
-        role_latin=re.compile(f"(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?"
+        attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated)})"),
+        full_titled=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
+        role=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')) + as_list(data.get('role_departments')))}(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
+        role_latin=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')))}(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
         surname_only=re.compile(f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})"),
+        title_end=re.compile(f"(?:{titles_re})$"),
         intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
         familiar=re.compile(f"(?P<f>[老小])(?P<s>{surname_re})"),
         latin=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{1,11})(?: (?P<l>[A-Z][a-z]{1,9}))?(?![A-Za-z])"),
-        latin_prefix=re.compile(f"(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ \u3000]*(?P<s>{surname_re})"),
+        latin_prefix=re.compile(f"{_starts(as_list(data['latin_prefix_titles']))}(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ \u3000]*(?P<s>{surname_re})"),
         latin_prefix_latin=re.compile(f"(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ ]?(?P<n>[A-Z][a-z]{{1,11}})(?![A-Za-z])"),
         correction=re.compile(f"(?:{_alt(as_list(data['correction_markers']))})(?P<n>[{_CJK}A-Za-z]{{2,12}})"),
         line_person=re.compile(f"(?m)^[ \u3000]*(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?[ \u3000]+)?(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}})"
@@ -177,6 +190,8 @@ class CompanyRules:
     legal: re.Pattern[str]
     standalone: re.Pattern[str]
     described: re.Pattern[str]
+    any_legal: re.Pattern[str]
+    any_standalone: re.Pattern[str]
     strip_tail: re.Pattern[str]
     generic: frozenset[str]
     not_in_name: frozenset[str]
@@ -191,25 +206,28 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
     legal = _alt(as_list(data["legal_suffixes"]))
     suffix = _alt(as_list(data["name_suffixes"]))
     standalone = _alt(as_list(data["standalone_suffixes"]))
-    places = _alt([n for n, p in _PLACE_TABLE.names.items() if p is not None and len(n) >= 2])
+    place_names = [n for n, p in _PLACE_TABLE.names.items() if p is not None and len(n) >= 2]
+    places = _alt(place_names)
     # A department word right after the name is not part of it (青岛海岳石化仪表科 → 青岛海岳石化).
     not_dept = r"(?![科部处室组园]|基地|产业|行业|企业|项目|工程|设备|系统|装置|车间|手|臂)"
     district = f"(?:[{_CJK}]{{1,3}}?[区县镇旗])?"
     brands = as_list(data["brands"])
     latin_brands = [b for b in brands if re.fullmatch(r"[A-Za-z+&]+", b)]
     cjk_brands = [b for b in brands if b not in latin_brands]
-    brand_re = f"(?:{_alt(cjk_brands)})"
+    brand_re = f"{_starts(cjk_brands)}(?:{_alt(cjk_brands)})"
     if latin_brands:
         brand_re += f"|(?<![A-Za-z])(?:{_alt(latin_brands)})(?![A-Za-z])"
     return CompanyRules(
         brands=re.compile(brand_re),
         placed=re.compile(
-            f"(?:{places}){district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
+            f"{_starts(place_names)}(?:{places}){district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
         standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
                               f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
         # 冀东装备（做起重机的）: a name followed by a bracket that says what the company makes.
         described=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2,8}})(?=[（(](?:做|生产|专做|主营|是)[^（()）]{{1,16}}[）)])"),
+        any_legal=re.compile(legal),
+        any_standalone=re.compile(standalone),
         strip_tail=re.compile(f"(?:{suffix}|{legal})+$"),
         generic=frozenset(as_list(data["generic_names"])),
         not_in_name=frozenset(not_in_name),
@@ -296,9 +314,11 @@ def _given_name(simp: str, at: int, rules: PeopleRules) -> str:
 def _title_in(fragment: str, rules: PeopleRules) -> str | None:
     """The title a bracket or line ends with (邯郸那家农机厂的采购经理 → 采购经理)."""
     frag = to_simplified(fragment.strip())
-    for t in rules.titles:
-        if frag.endswith(t) and (len(frag) == len(t) or not t.isascii() or " " in t
-                                 or not frag[-len(t) - 1].isalpha()):
+    for m in (rules.title_end.search(frag),):
+        if m is None:
+            break
+        t = m.group(0)
+        if len(frag) == len(t) or not t.isascii() or " " in t or not frag[-len(t) - 1].isalpha():
             return fragment.strip()[-len(t):]
     if re.fullmatch(r"[A-Za-z][A-Za-z .&/]{1,30}", frag) and re.search(
             r"(?i)manager|engineer|director|buyer|purchas|officer|head|lead|chief|sales|QA|QC", frag):
@@ -450,7 +470,21 @@ def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules) -> str 
     return None
 
 
+_LAST_SCAN: dict[tuple[str, int, int], tuple[list[_Mention], list[tuple[int, str]]]] = {}
+
+
 def _scan_people(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[list[_Mention], list[tuple[int, str]]]:
+    """Every person mention in the text (memoised for the last message: contacts and companies share it)."""
+    key = (text, id(rules), id(crules))
+    hit = _LAST_SCAN.get(key)
+    if hit is None:
+        hit = _scan_people_uncached(text, rules, crules)
+        _LAST_SCAN.clear()
+        _LAST_SCAN[key] = hit
+    return list(hit[0]), list(hit[1])
+
+
+def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[list[_Mention], list[tuple[int, str]]]:
     """Every person mention in the text, with its position; plus companies seen in brackets.
 
     Matching runs on the simplified text; names and titles are copied from ``text`` as written.
@@ -583,7 +617,7 @@ def _scan_people(text: str, rules: PeopleRules, crules: CompanyRules) -> tuple[l
         add(m.start(), m.end(), m.span("s"), text[m.start("t"):m.end("t")])
 
     # 他们老板姓鲍 → 鲍 / 老板.
-    for m in rules.surname_only.finditer(simp):
+    for m in (rules.surname_only.finditer(simp) if "姓" in simp else ()):
         if free(m.start("s"), m.end()):
             title = text[m.start("t"):m.end("t")] if m.group("t") else None
             add(m.start(), m.end(), m.span("s"), title)
@@ -739,13 +773,13 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
 
     for m in crules.placed.finditer(simp):
         cands.append(span(m))
-    for m in crules.legal.finditer(simp):
+    for m in (crules.legal.finditer(simp) if crules.any_legal.search(simp) else ()):
         if m.group(0) not in crules.legal_suffixes and not _generic_company(m.group(0), crules):
             cands.append(span(m))
-    for m in crules.standalone.finditer(simp):
+    for m in (crules.standalone.finditer(simp) if crules.any_standalone.search(simp) else ()):
         if m.group("n") not in crules.generic:
             cands.append(span(m))
-    for m in crules.described.finditer(simp):
+    for m in (crules.described.finditer(simp) if "（" in simp or "(" in simp else ()):
         if m.group("n") not in crules.generic:
             cands.append(span(m, "n"))
     for m in crules.brands.finditer(simp):

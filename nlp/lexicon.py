@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import tomllib
@@ -118,6 +119,7 @@ def _simplified_table() -> dict[int, str]:
 
 
 _TO_SIMPLIFIED = _simplified_table()
+_TRADITIONAL = frozenset(chr(c) for c in _TO_SIMPLIFIED)
 
 
 def to_simplified(text: str) -> str:
@@ -126,7 +128,42 @@ def to_simplified(text: str) -> str:
     The length is kept, so a span found in the result can be copied from ``text`` as written
     (鄭主任 is matched as 郑主任 and reported as 鄭).
     """
+    if _TRADITIONAL.isdisjoint(text):
+        return text  # most messages: one C-level scan instead of a dict lookup per character
     return text.translate(_TO_SIMPLIFIED)
+
+
+def word_alternation(words: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> str:
+    """A regex matching any of ``words``, longest first, written as a prefix tree.
+
+    Python's ``re`` tries the branches of ``a|b|c`` one by one; with thousands of place names
+    or titles that dominates the cost. Factoring shared prefixes (经理|总经理|总监 →
+    ``(?:经理|总(?:经理|监))``) lets a failing position be rejected after one character.
+    """
+    trie: dict[str, Any] = {}
+    for w in words:
+        if not w:
+            continue
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        ends = "" in node
+        children = [(ch, sub) for ch, sub in sorted(node.items()) if ch]
+        if not children:
+            return ""
+        if len(children) > 1 and all(list(sub) == [""] for _, sub in children):
+            body = "[" + "".join(re.escape(ch) for ch, _ in children) + "]"
+            return body + "?" if ends else body
+        branches = [re.escape(ch) + emit(sub) for ch, sub in children]
+        if len(branches) == 1:
+            return f"(?:{branches[0]})?" if ends else branches[0]
+        body = "(?:" + "|".join(branches) + ")"
+        return body + "?" if ends else body
+
+    return "(?:" + emit(trie) + ")" if trie else "(?!x)x"
 
 
 def lexicon_path(name: str) -> Path:

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlp.lexicon import word_alternation
+
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
 
 _PROVINCE_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "省", "市")
@@ -85,7 +87,7 @@ def load_places(path: Path = PLACES_FILE) -> PlaceTable:
         names[n] = p
     for b in blockers:
         names[b] = None
-    alternation = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    alternation = word_alternation(list(names))
     return PlaceTable(names, re.compile(alternation))
 
 
