@@ -79,6 +79,9 @@ class SchedulerService:
         return bool(self._scheduler.running)
 
     def shutdown(self) -> None:
-        """Stop ticking; a tick in progress finishes its transaction."""
+        """Stop ticking; a tick in progress finishes its transaction.
+
+        AsyncIOScheduler stops on the event loop's next turn (call from the loop's thread).
+        """
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
