@@ -67,9 +67,10 @@ _STAMPED_SPEAKER_LINE = re.compile(
 )
 
 # "Name: text" chat lines.
+# The colon of a clock time (9:30) is not a speaker separator.
 _SPEAKER_LINE = re.compile(
     r"^\s*(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】][^:：,，。!！?？;；()（）\n]{0,15}?"
-    r"(?:\s*[(（][^()（）\n]{1,20}[)）])?)\s*[:：]\s?"
+    r"(?:\s*[(（][^()（）\n]{1,20}[)）])?)(?<!\d)\s*[:：]\s?"
 )
 
 # E-mail / form header keys. Stamp keys move the reference time; From keys name the author
@@ -92,6 +93,12 @@ _LABEL_KEYS = {
     "竞争对手", "预计", "预计时间", "截止", "截止时间", "有效期", "质保", "账期", "税率", "发票", "物流", "快递",
     "运单号", "主旨", "事项", "任务", "分工", "status", "todo", "next", "budget", "contact", "company", "name",
 }
+# A "name" that is a time word (周三 14:00 on its own line is a schedule, not a header).
+_DATE_WORD = re.compile(
+    r"(?:(?:下下|下|上|这|本)个?)?(?:周|星期|礼拜|週)[一二三四五六日天末]?(?:[上下]午|晚上)?"
+    r"|(?:[今明昨后前]天|[今明]早|明日)(?:[上下]午|晚上)?|[上下]午|晚上|中午|\d+[号日月](?:[上下]午)?|月底|月初"
+)
+
 # Words that show a "X: ..." prefix is a sentence, not a speaker's name.
 _NOT_NAME = re.compile(
     r"[了的说讲问让叫把被在是有就都也还要会想给跟和与及]|一下|这|那|我们|他们|你们|记|请"
@@ -156,7 +163,7 @@ def _looks_like_name(name: str, stamped: bool = False) -> bool:
     low = core.lower().rstrip(".")
     if low in _LABEL_KEYS or low in _TIME_KEYS or low in _FROM_KEYS:
         return False
-    if re.fullmatch(r"[\d\s.\-]+", core):
+    if re.fullmatch(r"[\d\s.\-]+", core) or _DATE_WORD.fullmatch(core):
         return False
     if re.search(r"[\u4e00-\u9fff]", core):
         # Chinese speaker names are short: a name, a title, a role with a name.

@@ -182,3 +182,21 @@ def test_module_cli_reads_stdin_and_writes_only_json_lines() -> None:
     assert rows[0]["pred"]["dates"] == [{"text": "下周三", "date": "2026-05-27"}]
     assert rows[1]["pred"]["phones"] == ["13912345678"]
     assert rows[1]["pred"]["dates"][0]["date"] == "2026-05-21"
+
+
+def test_clock_time_colon_is_not_a_speaker() -> None:
+    segs = split_record("明天上午 9:30\n到厂调试", NOW)
+    assert all(s.speaker is None for s in segs)
+    assert [d["date"] for d in extract("明天上午 9:30\n到厂调试", NOW)["dates"]] == ["2026-05-21"]
+
+
+def test_schedule_line_with_weekday_is_not_a_header() -> None:
+    out = extract("下周三 14:00\n到厂调试", NOW)
+    assert [d["date"] for d in out["dates"]] == ["2026-05-27"]
+
+
+def test_chinese_mail_header_without_space() -> None:
+    text = "发件人：蔡明\n发送时间：2026年5月2日 08:15\n主题：询价\n请明天报价"
+    segs = split_record(text, NOW)
+    assert segs[-1].speaker == "蔡明" and segs[-1].ref.date().isoformat() == "2026-05-02"
+    assert [d["date"] for d in extract(text, NOW)["dates"]] == ["2026-05-03"]
