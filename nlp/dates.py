@@ -623,7 +623,6 @@ def _hits(text: str, ref: date) -> list[_Hit]:
     return taken
 
 
-_CLAUSE = re.compile(r"[,，。;；!！?？\n]")
 _SENTENCE = re.compile(r"[。;；!！?？\n]")
 
 
@@ -656,12 +655,10 @@ def extract_dates(segments: list[Segment], original: str | None = None) -> list[
                 key = next((p for p in ("上中旬", "中下旬", "上旬", "中旬", "下旬", "月初", "月中", "月底", "月末") if p in part), "")
                 h.day = _month_part(month_ctx.year, month_ctx.month, key.replace("月", "") or None)
             if h.kind == "tod":
-                # 上午/下午 alone mean today, unless a day was just named before them in the
-                # same sentence (明天过去，上午到) or right after them in the same clause.
+                # 上午/下午 alone mean today, unless a day was named before them in the same
+                # sentence (明天过去，上午到): then they are that day's morning/afternoon.
                 lo = max((mm.end() for mm in _SENTENCE.finditer(folded, 0, h.start)), default=0)
-                nxt = _CLAUSE.search(folded, h.end)
-                hi = nxt.start() if nxt else len(folded)
-                if any(o is not h and o.day is not None and o.kind != "tod" and lo <= o.start < hi for o in hits):
+                if any(o is not h and o.day is not None and o.kind != "tod" and lo <= o.start < h.start for o in hits):
                     continue
             if original is not None:
                 span = original[seg.start + h.start:seg.start + h.end]
