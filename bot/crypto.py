@@ -235,6 +235,10 @@ class ReplayCache:
             self._seen.popitem(last=False)
         return False
 
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key``: the request it belonged to was not stored, so its retry must pass."""
+        self._seen.pop(key, None)
+
     def reject_replay(self, key: Hashable, now: float) -> None:
         """Like :meth:`seen_before`, but raise :class:`CallbackRejected` on a repeat."""
         if self.seen_before(key, now):

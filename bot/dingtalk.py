@@ -421,7 +421,7 @@ class DingTalkAdapter:
             await self.ingest_robot_message(data)
         except Exception:
             if isinstance(msg_id, str):
-                self.msg_ids._seen.pop(msg_id, None)
+                self.msg_ids.forget(msg_id)
             raise
         return web.json_response({})
 

@@ -396,7 +396,7 @@ class FeishuAdapter:
 
     def _forget(self, event_id: str) -> None:
         # The event was noted as seen but not stored: a retry must get through.
-        self.events_seen._seen.pop(("e", event_id), None)
+        self.events_seen.forget(("e", event_id))
 
     def _now_s(self) -> float:
         return self.clock.now().timestamp()
