@@ -146,10 +146,19 @@ def _stamp_from(m: re.Match[str], ref: datetime) -> _Stamp:
     return _Stamp(day, tod)
 
 
-def _apply(stamp: _Stamp, current: datetime) -> datetime:
+def _apply(stamp: _Stamp, current: datetime, now: datetime | None = None) -> datetime:
+    """The reference time a stamp sets, given the current one.
+
+    A time-only stamp keeps the current day; when that day is still the forwarding day
+    and the time lies ahead of ``now`` (15:32 in a record forwarded at 10:00), the
+    messages are from the day before.
+    """
     day = stamp.day or current.date()
     tod = stamp.tod or (time(9, 0) if stamp.day else current.timetz().replace(tzinfo=None))
-    return datetime.combine(day, tod, current.tzinfo)
+    when = datetime.combine(day, tod, current.tzinfo)
+    if stamp.day is None and now is not None and when > now + timedelta(minutes=10):
+        when -= timedelta(days=1)
+    return when
 
 
 def _looks_like_name(name: str, stamped: bool = False) -> bool:
@@ -258,13 +267,13 @@ def split_record(text: str, now: datetime) -> list[Segment]:
         if hit is not None:
             structured = True
             name, m = hit
-            ref = _apply(_stamp_from(m, now), ref)
+            ref = _apply(_stamp_from(m, now), ref, now)
             speaker = name if name is not None else speaker
             continue
         ssm = _STAMPED_SPEAKER_LINE.match(raw)
         if ssm and _has_stamp(ssm) and _looks_like_name(ssm.group("name").strip(), stamped=True):
             structured = True
-            ref = _apply(_stamp_from(ssm, now), ref)
+            ref = _apply(_stamp_from(ssm, now), ref, now)
             speaker = ssm.group("name").strip()
             segments.append(Segment(speaker, text[start + ssm.end():pos - 1], ref, start + ssm.end()))
             continue

@@ -200,3 +200,12 @@ def test_chinese_mail_header_without_space() -> None:
     segs = split_record(text, NOW)
     assert segs[-1].speaker == "蔡明" and segs[-1].ref.date().isoformat() == "2026-05-02"
     assert [d["date"] for d in extract(text, NOW)["dates"]] == ["2026-05-03"]
+
+
+def test_time_only_stamps_later_than_now_are_yesterday() -> None:
+    segs = split_record("刘工 15:32\n明天能来吗\n我 15:40\n可以", NOW)  # forwarded at 10:00
+    assert [s.ref for s in segs] == [
+        datetime(2026, 5, 19, 15, 32, tzinfo=CST), datetime(2026, 5, 19, 15, 40, tzinfo=CST),
+    ]
+    segs = split_record("刘工 09:32\n今天能来吗", NOW)
+    assert segs[0].ref == datetime(2026, 5, 20, 9, 32, tzinfo=CST)
