@@ -537,6 +537,10 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
     for m in rules.line_person.finditer(simp):
         if not free(m.start(), m.end()):
             continue
+        name_p = simp[m.start("s"):m.end("g")]
+        if rules.attached.fullmatch(name_p) or any(ch in rules.hard_stop for ch in m.group("g")) \
+                or name_p.startswith(rules.not_names):
+            continue  # 潘总 on its own line is a surname and title, not a full name
         title = text[m.start("t"):m.end("t")] if m.group("t") else _line_title(simp, text, m.end(), rules)
         add(m.start(), m.end(), (m.start("s"), m.end("g")), title)
     for m in rules.line_latin.finditer(simp):
@@ -547,8 +551,11 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
     # Role + name: 质量部长段红梅, 代理侯振东, 设备经理老阚, 采购专员 阮冬梅, 新董事长叫戚建国, 采购的汪莉.
     for m in rules.role.finditer(simp):
         s_at, s = m.start("s"), m.group("s")
-        if not free(m.start(), s_at + len(s)):
-            continue
+        if not free(m.start(), s_at + len(s)) or (s in "和与及跟同" and not m.group("j")):
+            continue  # 魏处长和滕工: 和 joins two people here
+        before = rules.attached.match(simp, max(0, m.start() - 2)) or rules.attached.match(simp, max(0, m.start() - 1))
+        if before and before.end() == m.end("t"):
+            continue  # the role belongs to the surname before it (魏处长…), not to a name after it
         title = text[m.start("t"):m.end("t")]
         if m.group("f"):
             if m.group("j") or any(simp.startswith(w, m.start("f")) for w in rules.not_familiar):
