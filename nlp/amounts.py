@@ -40,6 +40,8 @@ _NUMERAL = (
 # One amount candidate: optional currency prefix, the numeral, its multiplier, a tail
 # digit (二十七万五), a currency word and a 角 tail (十六块八).
 _CANDIDATE = re.compile(
+    # The lookahead lets the engine skip positions that cannot start an amount.
+    r"(?=[¥Rr人C\d零〇一二两三四五六七八九十百千几])"
     r"(?P<pre>¥|RMB|rmb|人民币|CNY)?\s*"
     + _NUMERAL
     + r"(?P<lai>来)?"
@@ -49,6 +51,7 @@ _CANDIDATE = re.compile(
     r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|蚊|毛钱|毛|角|RMB|rmb|CNY|人民币))?"
     r"(?P<jiao>(?<=[块毛角])(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
+_GLUED = re.compile(r"(?:[A-Za-z_#]|[A-Za-z][\-/.])$")
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(
     r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|日币|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢|新台币|台币|NT\$|TWD|韩元|"
@@ -185,7 +188,7 @@ def _scan(t: str) -> list[_Cand]:
                 pos = m.end()
                 num = m.group("num")
         # Digits glued to letters or other digits are ids and model numbers (LX-1204C, PO-2026).
-        if not m.group("pre") and re.search(r"(?:[A-Za-z_#]|[A-Za-z][\-/.])$", t[max(0, m.start("num") - 2):m.start("num")]):
+        if not m.group("pre") and _GLUED.search(t, max(0, m.start("num") - 2), m.start("num")):
             continue
         if num[0] in "零〇" or num in ("十", "百", "千"):
             if not m.group("unit") and not m.group("cur"):
