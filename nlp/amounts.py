@@ -205,7 +205,7 @@ def _scan(t: str) -> list[_Cand]:
                 (nxt and nxt in "-~到至—")
                 or nxt == "个"
                 or (not num[0].isdigit() and ("百" in num or "千" in num))
-                or (num[0].isdigit() and _PRICE_LABEL.search(t[max(0, m.start() - 8):m.start()]))
+                or (num[0].isdigit() and _arabic_price_context(t, m.start(), m.end()))
             ):
                 continue
         value = _numeral(num)
@@ -293,6 +293,20 @@ def _is_money(c: _Cand, t: str) -> bool:
     return False
 
 
+_PER_UNIT = r"(?:台|套|只|个|件|支|片|米|吨|箱|根|条|张|块|瓶|盒|桶|平米|平方)"
+_PER_UNIT_AFTER = re.compile(r"\s*(?:/|一|每)\s*" + _PER_UNIT)
+_PER_UNIT_BEFORE = re.compile(r"(?:一|每|单)" + _PER_UNIT + r"\s*(?:是|要|卖|报|价|:|：)?\s*$")
+
+
+def _arabic_price_context(t: str, start: int, end: int) -> bool:
+    """Whether a bare arabic figure sits where a price is said (报价…, 一台…, …/台)."""
+    return bool(
+        _PRICE_LABEL.search(t, max(0, start - 8), start)
+        or _PER_UNIT_AFTER.match(t, end)
+        or _PER_UNIT_BEFORE.search(t, max(0, start - 8), start)
+    )
+
+
 def _bare_price(c: _Cand, t: str) -> bool:
     """A unitless figure that is a price only by its context (价格照旧一千三, 单价450)."""
     before = t[max(0, c.start - 8):c.start]
@@ -302,7 +316,11 @@ def _bare_price(c: _Cand, t: str) -> bool:
     if _FOREIGN_BEFORE.search(before) or _FOREIGN_AFTER.match(after):
         return False
     if not c.chinese:
-        if re.match(r"^\s*[A-Za-z\d年月日号点:.%/]", after) or _ID_BEFORE.search(before):
+        if _ID_BEFORE.search(before) or c.lo != c.hi:
+            return False
+        if _PER_UNIT_AFTER.match(t, c.end) or _PER_UNIT_BEFORE.search(t, max(0, c.start - 8), c.start):
+            return c.lo >= 10  # 一台4800 / 4800一台 / 4800/台
+        if re.match(r"^\s*[A-Za-z\d年月日号点:.%/]", after):
             return False
         return bool(_PRICE_LABEL.search(before)) and c.lo >= 100
     if c.lo < 100 or c.lo != c.hi:

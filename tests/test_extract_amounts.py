@@ -50,6 +50,10 @@ CASES: list[tuple[str, list[tuple[float, float]]]] = [
     ("不超过120万", [(1200000, 1200000)]),
     ("50w以内", [(500000, 500000)]),
     ("至少300万以上", [(3000000, 3000000)]),
+    # bare figures in a per-unit price position
+    ("一台4800", [(4800, 4800)]),
+    ("6500一套", [(6500, 6500)]),
+    ("报价 2450/台", [(2450, 2450)]),
     # budget slang only after a budget word
     ("预算就给了五十个", [(500000, 500000)]),
     # duplicates collapse, corrected-away figures drop
@@ -76,6 +80,8 @@ NOT_AMOUNTS: list[str] = [
     "型号GX-3500",
     "元旦前发货",
     "电话13800001111",
+    "第3台机器",
+    "一台2026年的设备",
 ]
 
 
