@@ -10,6 +10,7 @@ written).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -277,11 +278,18 @@ def _clause_end(prepared: str, start: int) -> int:
     return m.start() if m else len(prepared)
 
 
+@lru_cache(maxsize=8)
+def _clause_starts(prepared: str) -> list[int]:
+    return [m.end() for m in _CLAUSE_END.finditer(prepared)]
+
+
 def _clause_start(prepared: str, end: int) -> int:
-    best = 0
-    for m in _CLAUSE_END.finditer(prepared, 0, end):
-        best = m.end()
-    return best
+    """Where the clause containing ``end`` starts (0 or just after a clause break)."""
+    starts = _clause_starts(prepared)
+    i = bisect.bisect_right(starts, end) - 1
+    while i >= 0 and starts[i] > end:
+        i -= 1
+    return starts[i] if i >= 0 else 0
 
 
 def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRules,

@@ -220,7 +220,7 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
     return CompanyRules(
         brands=re.compile(brand_re),
         placed=re.compile(
-            f"{_starts(place_names)}(?:{places}){district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
+            f"{_starts(place_names)}(?:{places})(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
         standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
                               f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
@@ -356,6 +356,8 @@ def _attached_ok(simp: str, s: str, t: str, start: int, end: int, rules: PeopleR
         return False
     if start > 0 and simp[start - 1] in rules.not_surname_after and len(s) == 1:
         return False
+    if start > 0 and simp.startswith(rules.not_names, start - 1):
+        return False  # 安全主管 is a safety supervisor, not a Mr 全
     nxt = simp[end:end + 1]
     cont = rules.title_continuations.get(t, "") if len(t) == 1 else ""
     if nxt and nxt in cont:
@@ -492,17 +494,17 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
     simp = to_simplified(text)
     mentions: list[_Mention] = []
     companies: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
+    taken = bytearray(len(text) + 1)  # 1 where a mention already sits
 
     def free(a: int, b: int) -> bool:
-        return all(b <= x or a >= y for x, y in taken)
+        return not any(taken[a:b])
 
     def add(pos: int, end: int, name_at: tuple[int, int], title: str | None, ours_at: int | None = None,
             name: str | None = None) -> None:
         nm = name if name is not None else text[name_at[0]:name_at[1]]
         ours = _ours_before(simp, pos if ours_at is None else ours_at, rules)
         mentions.append(_Mention(pos, nm, title, ours, _surname_key(nm, rules)))
-        taken.append((pos, end))
+        taken[pos:end] = b"\x01" * (end - pos)
 
     def bracket_after(end: int) -> tuple[str | None, int]:
         bm = rules.bracket.match(text, end)
