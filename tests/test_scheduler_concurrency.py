@@ -26,7 +26,9 @@ from tests.test_scheduler_world import World, make_world, sh
 
 START = sh(2026, 3, 9, 9, 0)  # a Monday
 SETTINGS = ScanSettings(tickets=TicketPolicy(owner="wangqiang", supervisor="chenjing", vp="admin"))
-PER_ENTITY_KINDS = ("first_touch", "stage_due", "sign_intent", "next_contact", "todo", "weekly", "ticket")
+# Alerts about one entity each, whatever the interleaving. (Who has a 今日待办 depends on
+# which rep the rotation gave a re-assigned lead, which may differ between runs.)
+PER_ENTITY_KINDS = ("first_touch", "stage_due", "sign_intent", "next_contact", "weekly", "ticket")
 
 
 def seed(w: World) -> None:
@@ -99,6 +101,7 @@ def test_two_instances_for_a_week_send_every_alert_exactly_once(db_url: str, tmp
         queued = set(s.execute(select(AlertRecord.key).where(AlertRecord.status == "queued")).scalars())
     assert {k[len("alert:"):] for k in alert_keys} == queued
     two_kinds, two_timeouts = per_entity(a)
+    todos = a.all(select(AlertRecord.key).where(AlertRecord.kind == "todo"))
     a.db.close()
     b.db.close()
 
@@ -113,5 +116,6 @@ def test_two_instances_for_a_week_send_every_alert_exactly_once(db_url: str, tmp
     one_kinds, one_timeouts = per_entity(solo)
     solo.db.close()
     assert two_kinds == one_kinds and two_timeouts == one_timeouts
-    assert two_kinds["first_touch"] >= 1 and two_kinds["todo"] >= 5 and two_kinds["weekly"] == 6 and two_kinds["ticket"] >= 2
+    assert two_kinds["first_touch"] >= 1 and two_kinds["weekly"] == 6 and two_kinds["ticket"] >= 2
+    assert len(todos) >= 5  # one per rep with work, per working day (keys are unique)
     assert two_timeouts >= 12
