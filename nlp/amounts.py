@@ -295,7 +295,8 @@ def _is_money(c: _Cand, t: str) -> bool:
 
 _PER_UNIT = r"(?:台|套|只|个|件|支|片|米|吨|箱|根|条|张|块|瓶|盒|桶|平米|平方)"
 _PER_UNIT_AFTER = re.compile(r"\s*(?:/|一|每)\s*" + _PER_UNIT)
-_PER_UNIT_BEFORE = re.compile(r"(?:一|每|单)" + _PER_UNIT + r"\s*(?:是|要|卖|报|价|:|：)?\s*$")
+# 一个 is also the plain article (还有一个0755开头的), so it does not mark a unit price before.
+_PER_UNIT_BEFORE = re.compile(r"(?:一(?!个)|每|单)" + _PER_UNIT + r"\s*(?:是|要|卖|报|价|:|：)?\s*$")
 
 
 def _arabic_price_context(t: str, start: int, end: int) -> bool:
@@ -316,8 +317,9 @@ def _bare_price(c: _Cand, t: str) -> bool:
     if _FOREIGN_BEFORE.search(before) or _FOREIGN_AFTER.match(after):
         return False
     if not c.chinese:
-        if _ID_BEFORE.search(before) or c.lo != c.hi:
-            return False
+        num = t[c.start:c.end]
+        if _ID_BEFORE.search(before) or c.lo != c.hi or (num.startswith("0") and not num.startswith("0.")):
+            return False  # ids, area codes (0755…)
         if _PER_UNIT_AFTER.match(t, c.end) or _PER_UNIT_BEFORE.search(t, max(0, c.start - 8), c.start):
             return c.lo >= 10  # 一台4800 / 4800一台 / 4800/台
         if re.match(r"^\s*[A-Za-z\d年月日号点:.%/]", after):
