@@ -191,6 +191,7 @@ class CompanyRules:
     standalone: re.Pattern[str]
     described: re.Pattern[str]
     any_legal: re.Pattern[str]
+    generic_parts: re.Pattern[str]
     any_standalone: re.Pattern[str]
     strip_tail: re.Pattern[str]
     generic: frozenset[str]
@@ -227,6 +228,7 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         # 冀东装备（做起重机的）: a name followed by a bracket that says what the company makes.
         described=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2,8}})(?=[（(](?:做|生产|专做|主营|是)[^（()）]{{1,16}}[）)])"),
         any_legal=re.compile(legal),
+        generic_parts=re.compile(_alt(as_list(data.get("generic_parts")))),
         any_standalone=re.compile(standalone),
         strip_tail=re.compile(f"(?:{suffix}|{legal})+$"),
         generic=frozenset(as_list(data["generic_names"])),
@@ -767,7 +769,10 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
 def _generic_company(name: str, crules: CompanyRules) -> bool:
     """True for 医疗器械公司, 化工集团: industry words and a legal suffix with no name of its own."""
     core = crules.strip_tail.sub("", name)
-    return len(core) < 2 or core in crules.generic
+    if len(core) < 2 or core in crules.generic:
+        return True
+    rest = crules.generic_parts.sub("", core)
+    return len(rest) < 2
 
 
 def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
