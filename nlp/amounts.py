@@ -28,6 +28,15 @@ _BIG = {"万": 10_000, "w": 10_000, "W": 10_000, "亿": 100_000_000, "k": 1000, 
 
 # Measure words: a number followed by one of these counts things, not money.
 _MEASURE = set("只台套个件片吨米人次条张箱颗支根瓶盒包袋双批辆架份家位名天年月周斤克升亩户栋层行项本页期平方公里吨度秒分")
+# Units after 万/亿 that make the figure a physical quantity or a class (10万级洁净,
+# 1.2万转, 5万千瓦), not money.
+_NON_MONEY_UNITS = ("小时", "字", "块", "级", "转", "伏", "瓦", "千瓦", "像素", "帕", "立方", "方", "人次", "步",
+                    "毫", "焦", "卡", "流明", "kW", "KW", "kw", "kV", "KV", "kv", "V", "Hz", "rpm", "mAh")
+# Financial numerals 伍 and 陆 are left out of ``fold`` (they are surnames); next to other
+# numerals or units they are numbers.
+_CAPITAL = re.compile(
+    r"(?<=[零一二三四五六七八九十百千万亿两])[伍陆陸]|[伍陆陸](?=[零一二三四五六七八九十百千万亿元角分整两])"
+)
 _CN_NUM_CHARS = "零〇一二两三四五六七八九十百千几"
 
 _NUMERAL = (
@@ -277,7 +286,7 @@ def _is_money(c: _Cand, t: str) -> bool:
     if c.money:
         return True
     counted = after.lstrip("多余来 ")
-    if (counted[:1] in _MEASURE or counted.startswith(("小时", "字", "块"))) and not re.match(r"^(?:个[wW万亿])", counted):
+    if (counted[:1] in _MEASURE or counted.startswith(_NON_MONEY_UNITS)) and not re.match(r"^(?:个[wW万亿])", counted):
         return False
     if c.unit in ("w", "W") and not c.chinese and (
         _WATT_CONTEXT.search(t[max(0, c.start - 6):c.start]) or _WATT_CONTEXT.match(after)
@@ -351,6 +360,8 @@ def _bound_span(t: str, start: int, end: int) -> tuple[int, int]:
 def extract_amounts(text: str) -> list[dict[str, object]]:
     """Every RMB amount in ``text`` as ``{"text": span, "yuan_min": n, "yuan_max": n}``."""
     t = fold(text)
+    if "伍" in t or "陆" in t or "陸" in t:
+        t = _CAPITAL.sub(lambda m: "五" if m.group(0) == "伍" else "六", t)
     cands = _scan(t)
     out: list[dict[str, object]] = []
     seen: set[tuple[float, float]] = set()
