@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -47,6 +47,7 @@ NEED_INTENTS: tuple[str, ...] = ("quote_request", "sample_request", "visit_plann
 # A follow-up that records an objection: a complaint, a churn risk, or negative sentiment.
 OBJECTION_MARKERS: tuple[str, ...] = ("complaint", "churn_risk", "negative")
 KEY_FIELDS_DEFAULT: tuple[str, ...] = ("company", "contact_name", "phone", "province", "city", "industry", "budget_fen")
+FIELD_BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(KEY_FIELDS_DEFAULT)}
 FIELD_LABELS: dict[str, str] = {
     "company": "公司", "contact_name": "联系人", "phone": "电话", "province": "省份", "city": "城市",
     "industry": "行业", "budget_fen": "预算",
@@ -54,6 +55,7 @@ FIELD_LABELS: dict[str, str] = {
 STAGES: tuple[str, ...] = ("待分配", "待筛选", "待首触", "待确认需求", "待转商机")
 HEALTH_DIMENSIONS: tuple[str, ...] = ("信息完整性", "响应及时性", "需求明确度", "行业匹配度", "历史互动性")
 NOT_COLLECTED = "未采集"
+UTC_OFFSET_S = 8 * 3600
 UNASSIGNED = "未分配"
 
 
@@ -173,12 +175,17 @@ class Rate:
         return {"num": self.num, "den": self.den, "value": None if self.value is None else round(self.value, 4)}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LeadFact:
-    """One lead of the cohort with the first time it reached each step (aware UTC or None)."""
+    """One lead of the cohort and the first time it reached each step.
+
+    Times are UTC epoch seconds (floats, None = not yet): the report does hundreds of
+    thousands of comparisons, and numbers straight from SQL skip building datetimes.
+    ``completeness`` is the share of the industry's key fields that are filled.
+    """
 
     id: int
-    created_at: datetime
+    created_at: float
     source: str
     region: str | None
     owner_id: str | None
@@ -186,16 +193,21 @@ class LeadFact:
     industry: str | None
     tier: str | None
     budget_fen: int | None
-    filled: frozenset[str]
-    first_assigned: datetime | None
-    first_screened: datetime | None
-    invalid_at: datetime | None
-    accepted_at: datetime | None
-    first_touch: datetime | None
-    need_at: datetime | None
-    first_opp: datetime | None
+    completeness: float
+    first_assigned: float | None
+    first_screened: float | None
+    invalid_at: float | None
+    accepted_at: float | None
+    first_touch: float | None
+    need_at: float | None
+    first_opp: float | None
     interactions_window: int  # effective interactions within the activation window
     interactions_total: int
+
+
+def when(epoch: float | None) -> datetime | None:
+    """An epoch-seconds time of a :class:`LeadFact` as an aware UTC datetime."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -357,6 +369,8 @@ class BusinessClock:
         self._open = hours.opens.hour * 3600 + hours.opens.minute * 60 + hours.opens.second
         self._close = hours.closes.hour * 3600 + hours.closes.minute * 60 + hours.closes.second
         self._first, self._last = first, last
+        self._span = float(self._close - self._open)
+        self._origin = (first - date(1970, 1, 1)).days * 86400.0  # local midnight of ``first``, as local epoch
         self._cum: list[float] = []
         self._work: list[bool] = []
         running = 0.0
@@ -369,25 +383,30 @@ class BusinessClock:
                 running += self._close - self._open
             day += timedelta(days=1)
 
-    def _seconds(self, ts: datetime) -> float | None:
-        local = ts.astimezone(SHANGHAI)
-        index = (local.date() - self._first).days
+    def _seconds(self, epoch: float) -> float | None:
+        # Asia/Shanghai has been UTC+8 all year since 1991: local time is plain arithmetic.
+        local = epoch + UTC_OFFSET_S - self._origin
+        index = int(local // 86400)
         if index < 0 or index >= len(self._cum):
             return None
         base = self._cum[index]
         if not self._work[index]:
             return base
-        tod = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
-        return base + min(max(tod - self._open, 0.0), float(self._close - self._open))
+        tod = local - index * 86400
+        return base + min(max(tod - self._open, 0.0), self._span)
 
-    def between(self, a: datetime, b: datetime) -> float:
-        """Business hours from ``a`` to ``b`` (0 when ``b`` is not after ``a``)."""
+    def between_epoch(self, a: float, b: float) -> float:
+        """Business hours from epoch second ``a`` to ``b`` (0 when ``b`` is not after ``a``)."""
         if b <= a:
             return 0.0
         sa, sb = self._seconds(a), self._seconds(b)
         if sa is None or sb is None:
-            return self.hours.between(a, b).total_seconds() / 3600
+            return self.hours.between(datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc)).total_seconds() / 3600
         return max(sb - sa, 0.0) / 3600
+
+    def between(self, a: datetime, b: datetime) -> float:
+        """Business hours from ``a`` to ``b`` (0 when ``b`` is not after ``a``)."""
+        return self.between_epoch(a.timestamp(), b.timestamp())
 
 
 # ---------------------------------------------------------------------------- SQL over the store
@@ -409,6 +428,14 @@ def _days_between(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
     if _dialect(session) == "sqlite":
         return func.julianday(b) - func.julianday(a)
     return func.extract("epoch", b - a) / 86400.0
+
+
+def _epoch(session: Session, column: Any) -> ColumnElement[Any]:
+    """A UTC time column as epoch seconds (float), in SQL."""
+    if _dialect(session) == "sqlite":
+        # Stored as naive UTC text; julianday() reads it, 2440587.5 is 1970-01-01 00:00 UTC.
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return cast(func.extract("epoch", column), Float)
 
 
 def _any_like(column: Any, words: Iterable[str]) -> ColumnElement[bool]:
@@ -468,12 +495,19 @@ def load_facts(session: Session, period: Period, scope: Scope, settings: MetricS
         .group_by(Opportunity.lead_id)
         .subquery()
     )
+    ep = lambda column: _epoch(session, column)  # noqa: E731
+    # Which key fields are filled, as a bit mask computed in SQL: one small integer per lead
+    # instead of seven text columns on the wire.
+    mask = sum(
+        (case((_filled(name), bit), else_=0) for name, bit in FIELD_BITS.items()),
+        start=literal(0),
+    )
     stmt = (
         select(
-            Lead.id, Lead.created_at, Lead.source, Lead.region, Lead.owner_id, Lead.status, Lead.industry, Lead.tier,
-            Lead.budget_fen, Lead.company, Lead.contact_name, Lead.phone, Lead.province, Lead.city,
-            audit.c.first_assigned, audit.c.first_screened, audit.c.invalid_at, audit.c.accepted_at,
-            follow.c.first_touch, follow.c.need_at, follow.c.eff_window, follow.c.eff_total, opp.c.first_opp,
+            Lead.id, ep(Lead.created_at), Lead.source, Lead.region, Lead.owner_id, Lead.status, Lead.industry, Lead.tier,
+            Lead.budget_fen, mask,
+            ep(audit.c.first_assigned), ep(audit.c.first_screened), ep(audit.c.invalid_at), ep(audit.c.accepted_at),
+            ep(follow.c.first_touch), ep(follow.c.need_at), follow.c.eff_window, follow.c.eff_total, ep(opp.c.first_opp),
         )
         .outerjoin(audit, audit.c.lead_id == Lead.id)
         .outerjoin(follow, follow.c.lead_id == Lead.id)
@@ -481,39 +515,50 @@ def load_facts(session: Session, period: Period, scope: Scope, settings: MetricS
         .where(*_cohort_filter(period, scope))
         .order_by(Lead.id)
     )
+    wanted_masks: dict[str | None, tuple[int, int]] = {}
     facts: list[LeadFact] = []
-    for r in session.execute(stmt):
-        values = {"company": r.company, "contact_name": r.contact_name, "phone": r.phone, "province": r.province,
-                  "city": r.city, "industry": r.industry, "budget_fen": r.budget_fen}
-        filled = frozenset(k for k, v in values.items() if v not in (None, ""))
-        need_candidates = [t for t in (r.need_at, r.first_opp) if t is not None]
+    for (lead_id, created, source, region, owner, status, industry, tier, budget, filled,
+         assigned, screened, invalid, accepted, touch, need, eff_window, eff_total, opp_at) in session.execute(stmt).tuples():
+        wanted = wanted_masks.get(industry)
+        if wanted is None:
+            bits = sum(FIELD_BITS[k] for k in settings.fields_for(industry))
+            wanted = wanted_masks[industry] = (bits, bits.bit_count())
+        complete = (int(filled) & wanted[0]).bit_count() / wanted[1] if wanted[1] else 1.0
+        if opp_at is not None and (need is None or opp_at < need):
+            need = opp_at
         facts.append(
             LeadFact(
-                id=r.id, created_at=r.created_at, source=r.source, region=r.region, owner_id=r.owner_id, status=r.status,
-                industry=r.industry, tier=r.tier, budget_fen=r.budget_fen, filled=filled,
-                first_assigned=r.first_assigned, first_screened=r.first_screened, invalid_at=r.invalid_at,
-                accepted_at=r.accepted_at, first_touch=r.first_touch,
-                need_at=min(need_candidates) if need_candidates else None, first_opp=r.first_opp,
-                interactions_window=int(r.eff_window or 0), interactions_total=int(r.eff_total or 0),
+                lead_id, created, source, region, owner, status, industry, tier, budget, complete,
+                assigned, screened, invalid, accepted, touch, need, opp_at, int(eff_window or 0), int(eff_total or 0),
             )
         )
     return facts
 
 
+NUMERIC_FIELDS = frozenset({"budget_fen"})
+
+
+def _filled(name: str) -> ColumnElement[bool]:
+    column = getattr(Lead, name)
+    if name in NUMERIC_FIELDS:
+        return column.is_not(None)
+    return func.coalesce(column, "") != ""
+
+
 @dataclass(frozen=True)
 class Objection:
-    """A follow-up that recorded an objection, and when the lead was next worked on."""
+    """A follow-up that recorded an objection, and when the lead was next worked on (epoch seconds)."""
 
     lead_id: int
     member_id: str
-    at: datetime
-    answered_at: datetime | None
+    at: float
+    answered_at: float | None
 
 
 def load_objections(session: Session, period: Period, scope: Scope) -> list[Objection]:
     """Objection follow-ups (complaint / churn risk / negative) on the cohort's leads, each
     with the time of the next personal follow-up on the same lead."""
-    later = FollowUp.__table__.alias("later")
+    later = FollowUp.__table__.alias("later")  # type: ignore[attr-defined]
     next_at = (
         select(func.min(later.c.created_at))
         .where(later.c.lead_id == FollowUp.lead_id, later.c.created_at > FollowUp.created_at,
@@ -521,20 +566,12 @@ def load_objections(session: Session, period: Period, scope: Scope) -> list[Obje
         .scalar_subquery()
     )
     stmt = (
-        select(FollowUp.lead_id, FollowUp.member_id, FollowUp.created_at, next_at.label("answered_at"))
+        select(FollowUp.lead_id, FollowUp.member_id, _epoch(session, FollowUp.created_at), _epoch(session, next_at))
         .join(Lead, Lead.id == FollowUp.lead_id)
         .where(FollowUp.status == "confirmed", FollowUp.member_id != IMPORT_MEMBER,
                _any_like(FollowUp.fields_json, OBJECTION_MARKERS), *_cohort_filter(period, scope))
     )
-    out = []
-    for r in session.execute(stmt):
-        answered = r.answered_at
-        if isinstance(answered, str):  # SQLite hands a bare scalar subquery back untyped
-            answered = datetime.fromisoformat(answered)
-        if answered is not None and answered.tzinfo is None:
-            answered = answered.replace(tzinfo=timezone.utc)
-        out.append(Objection(r.lead_id, r.member_id, r.created_at, answered))
-    return out
+    return [Objection(lead_id, member, at, answered) for lead_id, member, at, answered in session.execute(stmt).tuples()]
 
 
 def member_names(session: Session) -> dict[str, str]:
@@ -545,12 +582,15 @@ def member_names(session: Session) -> dict[str, str]:
 # ---------------------------------------------------------------------------- pure metrics over facts
 
 
-def _within(start: datetime | None, end: datetime | None, hours: float) -> bool:
-    return start is not None and end is not None and end - start <= timedelta(hours=hours)
+H = 3600.0
 
 
-def _matured(fact: LeadFact, now: datetime, hours: float) -> bool:
-    return fact.created_at + timedelta(hours=hours) <= now
+def _within(start: float | None, end: float | None, hours: float) -> bool:
+    return start is not None and end is not None and end - start <= hours * H
+
+
+def _matured(fact: LeadFact, now: float, hours: float) -> bool:
+    return fact.created_at + hours * H <= now
 
 
 def _screened_invalid_within(fact: LeadFact, hours: float) -> bool:
@@ -560,7 +600,8 @@ def _screened_invalid_within(fact: LeadFact, hours: float) -> bool:
 def action_24h(facts: Sequence[LeadFact], now: datetime) -> Action24h:
     """24小时动作完成率: of leads whose first 24 h are over (invalid-screened ones left out),
     how many were assigned, screened, touched and had their need confirmed within 24 h."""
-    eligible = [f for f in facts if _matured(f, now, 24) and not _screened_invalid_within(f, 24)]
+    n = now.timestamp()
+    eligible = [f for f in facts if _matured(f, n, 24) and not _screened_invalid_within(f, 24)]
     assigned = [f for f in eligible if _within(f.created_at, f.first_assigned, 24)]
     screened = [f for f in assigned if _within(f.created_at, f.first_screened, 24)]
     touched = [f for f in screened if _within(f.created_at, f.first_touch, 24)]
@@ -571,20 +612,23 @@ def action_24h(facts: Sequence[LeadFact], now: datetime) -> Action24h:
 def activation(facts: Sequence[LeadFact], now: datetime, settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
     """线索激活率: leads with ≥ 2 effective interactions within 7 days of creation (among
     leads whose 7 days are over and that were not screened invalid within them)."""
-    hours = settings.activation_days * 24
-    eligible = [f for f in facts if _matured(f, now, hours) and not _screened_invalid_within(f, hours)]
+    n, hours = now.timestamp(), settings.activation_days * 24
+    eligible = [f for f in facts if _matured(f, n, hours) and not _screened_invalid_within(f, hours)]
     return Rate(sum(1 for f in eligible if f.interactions_window >= settings.activation_interactions), len(eligible))
 
 
-def _black_hole_flags(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, hours: float) -> list[tuple[LeadFact, bool]]:
-    out = []
+def black_hole_flags(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, hours: float) -> dict[int, bool]:
+    """Lead id → True when it fell into the black hole, for leads whose N business hours are over
+    (leads screened invalid within them are handled, not forgotten, and left out)."""
+    n = now.timestamp()
+    between = clock.between_epoch
+    out: dict[int, bool] = {}
     for f in facts:
-        if clock.between(f.created_at, now) < hours:
-            continue  # its N business hours are not over yet
-        if f.invalid_at is not None and clock.between(f.created_at, f.invalid_at) <= hours:
-            continue  # screened out in time: handled, not forgotten
-        touched = f.first_touch is not None and clock.between(f.created_at, f.first_touch) <= hours
-        out.append((f, not touched))
+        if between(f.created_at, n) < hours:
+            continue
+        if f.invalid_at is not None and between(f.created_at, f.invalid_at) <= hours:
+            continue
+        out[f.id] = not (f.first_touch is not None and between(f.created_at, f.first_touch) <= hours)
     return out
 
 
@@ -596,34 +640,45 @@ def _rates_by(pairs: Iterable[tuple[str, bool]]) -> dict[str, Rate]:
     return {k: Rate(v[0], v[1]) for k, v in sorted(counts.items())}
 
 
-def black_holes(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, settings: MetricSettings = DEFAULT_SETTINGS) -> BlackHoles:
+def _flagged(facts: Sequence[LeadFact], flags: Mapping[int, bool]) -> list[tuple[LeadFact, bool]]:
+    return [(f, flags[f.id]) for f in facts if f.id in flags]
+
+
+def black_holes(
+    facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, settings: MetricSettings = DEFAULT_SETTINGS,
+    flags: Mapping[int, bool] | None = None,
+) -> BlackHoles:
     """线索黑洞率: leads with no first touch within N business hours of creation (nights,
     weekends and holidays not counted), overall and by source, region and current owner."""
-    flags = _black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
+    if flags is None:
+        flags = black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
+    pairs = _flagged(facts, flags)
     return BlackHoles(
         business_hours=settings.black_hole_business_hours,
-        overall=Rate(sum(hit for _, hit in flags), len(flags)),
-        by_source=_rates_by((f.source, hit) for f, hit in flags),
-        by_region=_rates_by((f.region or "未知区域", hit) for f, hit in flags),
-        by_rep=_rates_by((f.owner_id or UNASSIGNED, hit) for f, hit in flags),
+        overall=Rate(sum(hit for _, hit in pairs), len(pairs)),
+        by_source=_rates_by((f.source, hit) for f, hit in pairs),
+        by_region=_rates_by((f.region or "未知区域", hit) for f, hit in pairs),
+        by_rep=_rates_by((f.owner_id or UNASSIGNED, hit) for f, hit in pairs),
     )
 
 
 def unassigned_48h(facts: Sequence[LeadFact], now: datetime) -> Rate:
     """48小时未分配率: leads not assigned to anyone within 48 h of creation."""
-    eligible = [f for f in facts if _matured(f, now, 48)]
+    n = now.timestamp()
+    eligible = [f for f in facts if _matured(f, n, 48)]
     return Rate(sum(1 for f in eligible if not _within(f.created_at, f.first_assigned, 48)), len(eligible))
 
 
 def untouched_72h(facts: Sequence[LeadFact], now: datetime) -> Rate:
     """72小时未触达率: leads without a first touch within 72 h (invalid-screened ones left out)."""
-    eligible = [f for f in facts if _matured(f, now, 72) and not _screened_invalid_within(f, 72)]
+    n = now.timestamp()
+    eligible = [f for f in facts if _matured(f, n, 72) and not _screened_invalid_within(f, 72)]
     return Rate(sum(1 for f in eligible if not _within(f.created_at, f.first_touch, 72)), len(eligible))
 
 
 def lead_to_opportunity(facts: Sequence[LeadFact]) -> tuple[int, float | None]:
     """线索到商机转化时效: (leads converted, median days from lead creation to its first opportunity)."""
-    days = [(f.first_opp - f.created_at).total_seconds() / 86400 for f in facts if f.first_opp is not None]
+    days = [(f.first_opp - f.created_at) / 86400 for f in facts if f.first_opp is not None]
     return len(days), (statistics.median(days) if days else None)
 
 
@@ -635,18 +690,14 @@ def is_high_potential(fact: LeadFact, settings: MetricSettings = DEFAULT_SETTING
 def cross_dept_response(facts: Sequence[LeadFact], now: datetime, settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
     """跨部门需求响应率: high-potential leads handed over by marketing or service (by source)
     that a rep accepted (claimed) within 72 h."""
-    eligible = [f for f in facts if f.source in settings.cross_dept_sources and is_high_potential(f, settings) and _matured(f, now, 72)]
+    n = now.timestamp()
+    eligible = [f for f in facts if f.source in settings.cross_dept_sources and is_high_potential(f, settings) and _matured(f, n, 72)]
     return Rate(sum(1 for f in eligible if _within(f.created_at, f.accepted_at, 72)), len(eligible))
 
 
-def _completeness(fact: LeadFact, settings: MetricSettings) -> float:
-    wanted = settings.fields_for(fact.industry)
-    return sum(1 for k in wanted if k in fact.filled) / len(wanted) if wanted else 1.0
-
-
-def info_complete(facts: Sequence[LeadFact], settings: MetricSettings = DEFAULT_SETTINGS) -> Rate:
+def info_complete(facts: Sequence[LeadFact]) -> Rate:
     """客户信息完整率: leads with every key field of their industry filled."""
-    return Rate(sum(1 for f in facts if _completeness(f, settings) >= 1.0), len(facts))
+    return Rate(sum(1 for f in facts if f.completeness >= 1.0), len(facts))
 
 
 def _industry_match(fact: LeadFact, settings: MetricSettings) -> bool:
@@ -661,12 +712,14 @@ def _mean(values: list[float]) -> float | None:
 
 def health_radar(
     facts: Sequence[LeadFact], now: datetime, clock: BusinessClock, group: Callable[[LeadFact], str | None],
-    settings: MetricSettings = DEFAULT_SETTINGS,
+    settings: MetricSettings = DEFAULT_SETTINGS, flags: Mapping[int, bool] | None = None,
 ) -> HealthRadar:
     """五维雷达 per group, each 0–100: 信息完整性 (mean share of key fields filled), 响应及时性
     (share touched within N business hours), 需求明确度 (touched leads with a confirmed need),
     行业匹配度 (industry in the target list; filled when no list is set), 历史互动性 (mean of
     effective interactions, capped at 3, over 3)."""
+    if flags is None:
+        flags = black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
     buckets: dict[str, list[LeadFact]] = defaultdict(list)
     for f in facts:
         key = group(f)
@@ -675,12 +728,12 @@ def health_radar(
     groups: dict[str, tuple[float | None, ...]] = {}
     for key in sorted(buckets):
         items = buckets[key]
-        flags = _black_hole_flags(items, now, clock, settings.black_hole_business_hours)
+        pairs = _flagged(items, flags)
         touched = [f for f in items if f.first_touch is not None]
         live = [f for f in items if f.invalid_at is None]
         dims = (
-            _mean([_completeness(f, settings) for f in items]),
-            _mean([0.0 if hit else 1.0 for _, hit in flags]),
+            _mean([f.completeness for f in items]),
+            _mean([0.0 if hit else 1.0 for _, hit in pairs]),
             _mean([1.0 if f.need_at is not None else 0.0 for f in touched]),
             _mean([1.0 if _industry_match(f, settings) else 0.0 for f in items]),
             _mean([min(f.interactions_total, 3) / 3 for f in live]),
@@ -694,7 +747,7 @@ def health_radar(
 OPEN_DWELL_STAGES = 3
 
 
-def _stage_spans(f: LeadFact) -> list[tuple[datetime | None, datetime | None]]:
+def _stage_spans(f: LeadFact) -> list[tuple[float | None, float | None]]:
     """(entered, left) of 待分配, 待筛选, 待首触, 待确认需求, 待转商机 (None = not yet)."""
     return [
         (f.created_at, f.first_assigned),
@@ -713,7 +766,8 @@ def dwell_heatmap(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock
     (assigned / accepted) still sitting in one of the first three stages counts the time
     until ``now``, so a forgotten lead weighs on its rep's row instead of vanishing.
     """
-    n = len(STAGES)
+    n, now_s = len(STAGES), now.timestamp()
+    between = clock.between_epoch
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * n)
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * n)
     for f in facts:
@@ -728,8 +782,8 @@ def dwell_heatmap(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock
             if end is None:
                 if j != current or j >= OPEN_DWELL_STAGES or f.status not in ("assigned", "accepted"):
                     continue
-                end = now
-            sums[f.owner_id][j] += clock.between(start, end)
+                end = now_s
+            sums[f.owner_id][j] += between(start, end)
             counts[f.owner_id][j] += 1
     reps = tuple(sorted(sums))
     hours = tuple(tuple((sums[r][j] / counts[r][j]) if counts[r][j] else None for j in range(n)) for r in reps)
@@ -739,11 +793,13 @@ def dwell_heatmap(facts: Sequence[LeadFact], now: datetime, clock: BusinessClock
 
 def rep_capabilities(
     facts: Sequence[LeadFact], objections: Sequence[Objection], now: datetime, clock: BusinessClock,
-    names: Mapping[str, str], settings: MetricSettings = DEFAULT_SETTINGS,
+    names: Mapping[str, str], settings: MetricSettings = DEFAULT_SETTINGS, flags: Mapping[int, bool] | None = None,
 ) -> tuple[RepCapability, ...]:
     """Per-rep capability: 首触转化率 (touched leads that became opportunities), 报价打开率
     (未采集: no quote tracking yet), 异议处理时长 (median business hours from an objection
     follow-up to the next follow-up on that lead), plus black-hole and activation rates."""
+    if flags is None:
+        flags = black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
     by_rep: dict[str, list[LeadFact]] = defaultdict(list)
     for f in facts:
         if f.owner_id:
@@ -755,8 +811,9 @@ def rep_capabilities(
     for rep in sorted(set(by_rep) | set(obj_by)):
         items = by_rep.get(rep, [])
         touched = [f for f in items if f.first_touch is not None]
-        answered = [clock.between(o.at, o.answered_at) for o in obj_by.get(rep, []) if o.answered_at is not None]
-        bh = black_holes(items, now, clock, settings).overall
+        answered = [clock.between_epoch(o.at, o.answered_at) for o in obj_by.get(rep, []) if o.answered_at is not None]
+        pairs = _flagged(items, flags)
+        bh = Rate(sum(hit for _, hit in pairs), len(pairs))
         out.append(
             RepCapability(
                 rep=rep, name=names.get(rep, rep), leads=len(items),
@@ -796,17 +853,18 @@ def summarise(
 ) -> Summary:
     """:func:`summary` over facts already loaded (pure)."""
     clock = business_clock(hours, period, now)
+    flags = black_hole_flags(facts, now, clock, settings.black_hole_business_hours)
     converted, median_days = lead_to_opportunity(facts)
     return Summary(
         period=period, scope=scope, leads=len(facts), invalid=sum(1 for f in facts if f.invalid_at is not None),
         action_24h=action_24h(facts, now), activation_7d=activation(facts, now, settings),
-        black_holes=black_holes(facts, now, clock, settings), unassigned_48h=unassigned_48h(facts, now),
+        black_holes=black_holes(facts, now, clock, settings, flags), unassigned_48h=unassigned_48h(facts, now),
         untouched_72h=untouched_72h(facts, now), converted=converted, lead_to_opp_median_days=median_days,
-        cross_dept_response=cross_dept_response(facts, now, settings), info_complete=info_complete(facts, settings),
-        health_by_region=health_radar(facts, now, clock, lambda f: f.region, settings),
-        health_by_rep=health_radar(facts, now, clock, lambda f: f.owner_id, settings),
+        cross_dept_response=cross_dept_response(facts, now, settings), info_complete=info_complete(facts),
+        health_by_region=health_radar(facts, now, clock, lambda f: f.region, settings, flags),
+        health_by_rep=health_radar(facts, now, clock, lambda f: f.owner_id, settings, flags),
         heatmap=dwell_heatmap(facts, now, clock, settings),
-        reps=rep_capabilities(facts, objections, now, clock, names, settings),
+        reps=rep_capabilities(facts, objections, now, clock, names, settings, flags),
         names=dict(names),
     )
 

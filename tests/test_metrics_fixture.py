@@ -11,7 +11,7 @@ from sqlmodel import Session
 from handlers import metrics
 from handlers.metrics import Period, Rate, Scope
 from store.db import Database
-from tests.metrics_fixture import NOW, seed_week
+from tests.metrics_fixture import NOW, seed_week, t
 
 
 @pytest.fixture
@@ -42,7 +42,9 @@ def test_first_steps_of_a_lead_come_from_audit_and_personal_followups(session: S
     l6 = facts[6]
     assert l6.first_touch is None and l6.need_at is None, "the import's note is not contact"
     l1 = facts[1]
-    assert l1.need_at == metrics.datetime(2026, 3, 2, 3, 0, tzinfo=metrics.timezone.utc)  # 11:00 Shanghai
+    assert metrics.when(l1.need_at) == metrics.datetime(2026, 3, 2, 3, 0, tzinfo=metrics.timezone.utc)  # 11:00 Shanghai
+    assert l1.created_at == pytest.approx(t(2, 9, 30).timestamp(), abs=1e-3)
+    assert facts[2].completeness == pytest.approx(6 / 7)
     assert l1.interactions_total == 2, "the draft is not an interaction"
     assert facts[2].interactions_total == 1, "two notes on one day are one interaction"
     assert facts[5].interactions_window == 3
