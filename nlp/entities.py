@@ -220,8 +220,9 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         brand_re += f"|(?<![A-Za-z])(?:{_alt(latin_brands)})(?![A-Za-z])"
     return CompanyRules(
         brands=re.compile(brand_re),
+        # Tried only right after a place name found by the places table (宁波|恒锂新能源, 佛山|顺德美瑞家电).
         placed=re.compile(
-            f"{_starts(place_names)}(?:{places})(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
+            f"(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
         standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
                               f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
@@ -766,6 +767,9 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
 
 # ---------------------------------------------------------------- companies
 
+_DESCRIBED_BRACKET = re.compile(r"[（(](?:做|生产|专做|主营|是)")
+
+
 def _generic_company(name: str, crules: CompanyRules) -> bool:
     """True for 医疗器械公司, 化工集团: industry words and a legal suffix with no name of its own."""
     core = crules.strip_tail.sub("", name)
@@ -785,17 +789,30 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
     def span(m: re.Match[str], group: int | str = 0) -> tuple[int, str]:
         return m.start(group), text[m.start(group):m.end(group)]
 
-    for m in crules.placed.finditer(simp):
-        cands.append(span(m))
-    for m in (crules.legal.finditer(simp) if crules.any_legal.search(simp) else ()):
-        if m.group(0) not in crules.legal_suffixes and not _generic_company(m.group(0), crules):
-            cands.append(span(m))
-    for m in (crules.standalone.finditer(simp) if crules.any_standalone.search(simp) else ()):
-        if m.group("n") not in crules.generic:
-            cands.append(span(m))
-    for m in (crules.described.finditer(simp) if "（" in simp or "(" in simp else ()):
-        if m.group("n") not in crules.generic:
-            cands.append(span(m, "n"))
+    for pm in _PLACE_TABLE.pattern.finditer(simp):
+        if _PLACE_TABLE.names.get(pm.group(0)) is None or len(pm.group(0)) < 2:
+            continue
+        m = crules.placed.match(simp, pm.end())
+        if m:
+            cands.append((pm.start(), text[pm.start():m.end()]))
+    # The wide patterns run only in small windows before the suffix or bracket that anchors them.
+    seen: set[tuple[int, int]] = set()
+    for anchor in crules.any_legal.finditer(simp):
+        for m in crules.legal.finditer(simp, max(0, anchor.start() - 16), anchor.end()):
+            if m.end() == anchor.end() and m.span() not in seen and m.group(0) not in crules.legal_suffixes \
+                    and not _generic_company(m.group(0), crules):
+                seen.add(m.span())
+                cands.append(span(m))
+                break
+    for anchor in crules.any_standalone.finditer(simp):
+        for m in crules.standalone.finditer(simp, max(0, anchor.start() - 2), min(len(simp), anchor.end() + 12)):
+            if m.span() not in seen and m.group("n") not in crules.generic:
+                seen.add(m.span())
+                cands.append(span(m))
+    for anchor in _DESCRIBED_BRACKET.finditer(simp):
+        for m in crules.described.finditer(simp, max(0, anchor.start() - 8), min(len(simp), anchor.start() + 20)):
+            if m.end("n") == anchor.start() and m.group("n") not in crules.generic:
+                cands.append(span(m, "n"))
     for m in crules.brands.finditer(simp):
         cands.append(span(m))
     _, bracketed = _scan_people(text, rules, crules)
