@@ -78,6 +78,10 @@ TOKEN_EXPIRED = frozenset({40014, 42001})
 # System busy (-1) and API frequency limit (45009) are worth retrying; other codes are not.
 TRANSIENT = frozenset({-1, 45009, 45033})
 MAX_BODY = 64 * 1024
+# Marks a failed attempt that may still have reached WeCom (timeout, 5xx, dropped connection);
+# only a retry of such an attempt asks WeCom to drop duplicates, because the check compares
+# content and would also swallow a legitimate second message with the same text.
+MAYBE_SENT = "[maybe-sent]"
 VOICE_HINT = "企业微信应用收不到语音转写。请在微信/企业微信里长按语音选「转文字」，再把文字发给我，谢谢！"
 
 
@@ -500,9 +504,9 @@ class WeComAdapter:
         return await gateway.ingest(parsed.key, event)
 
     # ------------------------------------------------------------ outbound
-    def _base(self, recipient: str, attempts: int) -> dict[str, Any]:
+    def _base(self, recipient: str, msg: OutboxMessage) -> dict[str, Any]:
         body: dict[str, Any] = {"touser": recipient, "agentid": self.cfg.agent_id}
-        if attempts > 0:
+        if msg.attempts > 0 and MAYBE_SENT in (msg.last_error or ""):
             # A retry after a timeout may follow a send that did arrive: let WeCom drop the copy.
             body["enable_duplicate_check"] = 1
             body["duplicate_check_interval"] = 1800
@@ -517,7 +521,7 @@ class WeComAdapter:
     async def _send_card(self, msg: OutboxMessage, card: Card, card_id: str, generation: int) -> Delivered:
         now = self.clock.now()
         task_id = task_id_for(card_id, generation)
-        body = self._base(msg.recipient, msg.attempts)
+        body = self._base(msg.recipient, msg)
         body.update(msgtype="template_card", template_card=render.render_template_card(card, task_id))
         try:
             data = await self._send(msg, body)
@@ -526,7 +530,7 @@ class WeComAdapter:
                 raise
             # Cards refused (no callback URL configured, bad field…): the text still informs.
             log.warning("wecom template_card refused (%s), sending markdown instead", exc.errcode)
-            md = self._base(msg.recipient, msg.attempts)
+            md = self._base(msg.recipient, msg)
             md.update(msgtype="markdown", markdown={"content": render.render_markdown(card)})
             await self.api.send(md)
             return Delivered(platform_handle=None)
@@ -572,7 +576,7 @@ class WeComAdapter:
         if card.actions:
             generation = int(now.timestamp())
             return await self._send_card(msg, card, card_id, generation)
-        body = self._base(msg.recipient, msg.attempts)
+        body = self._base(msg.recipient, msg)
         body.update(msgtype="markdown", markdown={"content": render.render_markdown(card)})
         await self._send(msg, body)
         return Delivered()
@@ -585,12 +589,15 @@ class WeComAdapter:
             if msg.kind == "card" and card is not None and msg.card_id:
                 return await self._send_card(msg, card, msg.card_id, 0)
             text = json.loads(msg.payload).get("text", "") or (render.render_plain(card) if card else "")
-            body = self._base(msg.recipient, msg.attempts)
+            body = self._base(msg.recipient, msg)
             body.update(msgtype="text", text={"content": render.clip_bytes(text, render.MAX_TEXT_BYTES)})
             await self._send(msg, body)
             return Delivered()
         except WeComError as exc:
-            raise DeliveryError(f"wecom {exc.errcode} {exc.errmsg}"[:200], permanent=not exc.transient) from None
+            # Codes below -1 are ours: HTTP 5xx (-5xx) and network failures (-2), where
+            # WeCom may have delivered the message before the answer got lost.
+            tag = f" {MAYBE_SENT}" if exc.errcode < -1 else ""
+            raise DeliveryError(f"wecom {exc.errcode} {exc.errmsg}"[:180] + tag, permanent=not exc.transient) from None
         except ValueError as exc:
             raise DeliveryError(f"wecom: cannot render ({exc})", permanent=True) from None
 

@@ -47,7 +47,7 @@ async def test_text_message_lands_in_inbox_before_the_empty_ack(wecom: WeComHarn
     assert (event.kind, event.platform_user, event.text) == ("text", ZW, "张总确认下周三看产线，预算50万")
     await wecom.drain()
     assert (await _inbox(wecom))[0].status == "done"
-    assert wecom.api.texts_to(ZW), "the follow-up reply goes back over WeCom"
+    assert wecom.api.to(ZW), "the answer to the note goes back over WeCom"
 
 
 async def test_retries_are_acknowledged_and_dropped(wecom: WeComHarness) -> None:
@@ -61,7 +61,7 @@ async def test_retries_are_acknowledged_and_dropped(wecom: WeComHarness) -> None
     assert resp.status == 200
     assert len(await _inbox(wecom)) == 1
     await wecom.drain()
-    assert len(wecom.api.texts_to(ZW)) == 1
+    assert len(wecom.api.to(ZW)) == 1
 
 
 def _bad_padding_body(h: WeComHarness) -> tuple[str, bytes]:
@@ -197,4 +197,91 @@ async def test_acknowledged_messages_survive_a_restart_and_are_handled_once(
     await second.app[GATEWAY].drain()
     rows = await second.app[GATEWAY].db.run(lambda s: list(s.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all()))
     assert dict(rows) == {"done": 3}
-    assert len(wecom.api.texts_to(ZW)) == 3
+    assert len(wecom.api.to(ZW)) == 3
+
+
+SERVE = """
+import sys, logging
+sys.path.insert(0, {root!r})
+from aiohttp import web
+from bot.app import create_app
+from bot.config import parse
+from tests.conftest import TEMPLATE
+from tests.wecom_fakes import section, with_wecom_userids
+logging.disable(logging.WARNING)
+text = with_wecom_userids(TEMPLATE).replace('secret = ""', 'secret = "test-secret-0123456789"', 1) + section({base!r})
+settings = parse(text, {cfg!r}, {{"LEADBOT_DATABASE_URL": {db!r}}})
+web.run_app(create_app(settings, start_workers=False), host="127.0.0.1", port={port}, print=None, access_log=None)
+"""
+
+
+async def test_kill_9_during_a_burst_loses_no_acknowledged_message(
+    aiohttp_client: Any, db_url: str, tmp_path: Any, clock: Any, wecom: WeComHarness
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import aiohttp
+
+    from handlers.context import SystemClock
+    from tests.wecom_fakes import WeComCallbacks
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = str(Path(__file__).resolve().parent.parent)
+    code = SERVE.format(root=root, base=wecom.api.base_url(), cfg=str(tmp_path / "k.toml"), db=db_url, port=port)
+    await wecom.client.close()  # the harness app steps aside; the subprocess owns the database now
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root)
+    real = WeComCallbacks(SystemClock())  # type: ignore[arg-type]
+    requests = [real.encrypt(real.text(ZW, f"第{i}条：客户确认需求", msg_id=500 + i)) for i in range(60)]
+    acked: set[int] = set()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        if r.status < 500:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+
+            async def send(i: int) -> None:
+                query, body = requests[i]
+                try:
+                    async with http.post(f"http://127.0.0.1:{port}/callback/wecom?{query}", data=body) as r:
+                        if r.status == 200:
+                            acked.add(i)
+                except aiohttp.ClientError:
+                    pass
+
+            tasks = [asyncio.create_task(send(i)) for i in range(60)]
+            while len(acked) < 20:
+                await asyncio.sleep(0.001)
+            os.kill(proc.pid, signal.SIGKILL)  # mid-burst
+            await asyncio.gather(*tasks)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 20 <= len(acked)
+    # Restart; WeCom retries everything it did not get a 200 for (and we resend all of it).
+    clock.set(datetime.now(timezone.utc))
+    second = await aiohttp_client(create_app(wecom_settings(db_url, tmp_path, wecom.api.base_url()), clock=clock, start_workers=False))
+    for query, body in requests:
+        resp = await second.post(f"/callback/wecom?{query}", data=body)
+        assert resp.status == 200
+    await second.app[GATEWAY].drain()
+    rows = await second.app[GATEWAY].db.run(lambda s: list(s.execute(select(InboxEvent.event_key, InboxEvent.status)).all()))
+    keys = [k for k, _ in rows]
+    assert len(keys) == len(set(keys)) == 60
+    assert {st for _, st in rows} == {"done"}
+    assert {f"msg:{ZW}:{500 + i}" for i in acked} <= set(keys)
+    clock.advance(seconds=61)  # 60 replies to one member: WeCom's 30/min spreads them over two minutes
+    await second.app[GATEWAY].drain()
+    assert len(wecom.api.to(ZW)) == 60 and wecom.api.dropped == []  # one answer per message

@@ -108,6 +108,10 @@ class FakeWeComApi:
         for tok in self._tokens:
             self._tokens[tok] = self.clock.now()
 
+    def to(self, userid: str) -> list[Sent]:
+        """Everything delivered to ``userid`` (texts, markdown, cards)."""
+        return [s for s in self.sent if s.touser == userid]
+
     def cards_to(self, userid: str) -> list[Sent]:
         return [s for s in self.sent if s.touser == userid and s.msgtype == "template_card"]
 
