@@ -78,7 +78,7 @@ _PRICE_CONTEXT = re.compile(
 )
 _PRICE_LABEL = re.compile(
     r"(?:价|报了|报到|预算|金额|费用|花了|付了|尾款|定金|货款|回款|总额|合计|共计|优惠到|降到|砍到|还到|压到|谈到|"
-    r"做到|涨到|卖|收费|折后|到手|实付|应付|开票|付)[^\d号码]{0,4}$"
+    r"做到|涨到|卖|收费|折后|到手|实付|应付|开票|付|费|租金|月租|年租|月供)[^\d号码]{0,4}$"
 )
 _ID_BEFORE = re.compile(r"(?:号|编号|单号|型号|码|No\.?|#)\s*[:：]?\s*$")
 _BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)\D{0,4}$")
@@ -260,7 +260,10 @@ def _scan(t: str) -> list[_Cand]:
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
             small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
-            if nxt and ("\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的洋" or (nxt.isascii() and nxt.isalpha()) or small_cn):
+            measure_next = bool(nxt) and (
+                "\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的洋之以吧啊呢了" or (nxt.isascii() and nxt.isalpha())
+            )
+            if measure_next or small_cn:
                 # 两块电路板: 块 is a measure word here.
                 cur = None
                 end = m.start("cur")
@@ -302,6 +305,7 @@ def _is_money(c: _Cand, t: str) -> bool:
     return False
 
 
+_PRICE_AFTER = re.compile(r"\s*(?:的)?(?:定金|订金|押金|尾款|首付|预付款|货款|运费|服务费|维保费|差价|块钱|元钱)")
 _PER_UNIT = r"(?:台|套|只|个|件|支|片|米|吨|箱|根|条|张|块|瓶|盒|桶|平米|平方)"
 _PER_UNIT_AFTER = re.compile(r"\s*(?:/|一|每)\s*" + _PER_UNIT)
 # 一个 is also the plain article (还有一个0755开头的), so it does not mark a unit price before.
@@ -317,8 +321,11 @@ def _arabic_price_context(t: str, start: int, end: int) -> bool:
     )
 
 
-def _bare_price(c: _Cand, t: str) -> bool:
-    """A unitless figure that is a price only by its context (价格照旧一千三, 单价450)."""
+def _bare_price(c: _Cand, t: str, allow_range: bool = False) -> bool:
+    """A unitless figure that is a price only by its context (价格照旧一千三, 单价450).
+
+    ``allow_range``: the figure ends a range (3000-4000一台), so the price context may
+    sit before the whole range."""
     before = t[max(0, c.start - 8):c.start]
     after = t[c.end:c.end + 4]
     if after[:1] in _MEASURE or after[:1] in ("%", "点", "折", "成", "号", "月", "日", ":", "."):
@@ -329,16 +336,20 @@ def _bare_price(c: _Cand, t: str) -> bool:
         num = t[c.start:c.end]
         if _ID_BEFORE.search(before) or c.lo != c.hi or (num.startswith("0") and not num.startswith("0.")):
             return False  # ids, area codes (0755…)
+        if _PRICE_AFTER.match(t, c.end):
+            return c.lo >= 10  # 3000定金, 500运费
         if _PER_UNIT_AFTER.match(t, c.end) or _PER_UNIT_BEFORE.search(t, max(0, c.start - 8), c.start):
             return c.lo >= 10  # 一台4800 / 4800一台 / 4800/台
         if re.match(r"^\s*[A-Za-z\d年月日号点:.%/]", after):
             return False
         return bool(_PRICE_LABEL.search(before)) and c.lo >= 100
-    if c.lo < 100 or c.lo != c.hi:
+    if c.lo < 100:
         return False
     around = before + t[c.end:c.end + 4]
     if _PRICE_CONTEXT.search(around):
-        return True
+        return True  # 三四千一台, 价格一千三
+    if c.lo != c.hi:
+        return False
     # A colloquial tail (两千四, 七百八) said with 左右/上下 or "per unit" is a price.
     num = t[c.start:c.end]
     return bool(re.search(r"[千百][一二三四五六七八九]$", num)) and bool(
@@ -374,7 +385,8 @@ def extract_amounts(text: str) -> list[dict[str, object]]:
         if i + 1 < len(cands):
             n = cands[i + 1]
             sep = _RANGE_SEP.fullmatch(t[c.end:n.start])
-            if sep and _is_money(n, t) and (money or not c.has_unit):
+            n_money = _is_money(n, t) or (not n.has_unit and not c.has_unit and _bare_price(n, t, allow_range=True))
+            if sep and n_money and (money or not c.has_unit):
                 if not c.has_unit and n.unit:
                     mult = _BIG[n.unit]
                     lo, hi = c.lo * mult, c.hi * mult
