@@ -261,7 +261,7 @@ def _build_actions(data: dict[str, Any]) -> ActionRules:
                               f"(?:[^，,。！!？?\\s的]{{0,4}}?)(?:{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
         promise=re.compile(_alt(as_list(data["promise_markers"]))),
         verbs=re.compile(verbs),
-        starts=re.compile(f"(?:把|将|再|全部|工程师|技术|师傅|售后|{verbs})"),
+        starts=re.compile(f"(?:把|将|再|全部|工程师|技术|师傅|售后|远程|{verbs})"),
         strong_starts=re.compile(f"(?:{_regex_alt(as_list(data['clause_starts']))})"),
         lead_strip=re.compile(f"^(?:{strip}|在|{_DATE})+"),
         not_after=tuple(as_list(data.get("not_action_after"))),

@@ -84,6 +84,8 @@ class PeopleRules:
     customer_markers: tuple[str, ...]
     titles: tuple[str, ...]
     latin_names: frozenset[str]
+    latin_context: re.Pattern[str]
+    latin_not_names: frozenset[str]
     latin_labels: frozenset[str]
     latin_surnames: frozenset[str]
     greetings: tuple[str, ...]
@@ -161,6 +163,9 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         customer_markers=tuple(as_list(data["customer_markers"])),
         titles=tuple(sorted(set(attached_titles) | set(role_titles), key=len, reverse=True)),
         latin_names=frozenset(latin_names),
+        latin_context=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{2,11})(?![A-Za-z])[ ]?(?="
+                                 f"{_alt(as_list(data.get('latin_name_followers')))})"),
+        latin_not_names=frozenset(as_list(data.get("latin_not_names"))),
         latin_labels=frozenset(as_list(data.get("latin_labels"))),
         latin_surnames=frozenset(as_list(data.get("latin_surnames"))),
         greetings=tuple(as_list(data.get("greetings"))),
@@ -677,7 +682,8 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
         n, last = m.group("n"), m.group("l")
         if not free(m.start(), m.end("n")):
             continue
-        if n not in rules.latin_names:
+        if n not in rules.latin_names and not (
+                n not in rules.latin_not_names and rules.latin_context.match(simp, m.start())):
             continue
         end = m.end() if last and last in rules.latin_surnames else m.end("n")
         nxt = simp[end:end + 2]
