@@ -172,11 +172,12 @@ def radar_png(
 ) -> bytes:
     """A radar (spider) chart on a 0–100 scale, one polygon per group (region or rep)."""
     shown = dict(list(groups.items())[:max_groups])
+    cut = len(groups) - len(shown)
 
     def draw() -> Figure:
         fig = _figure(7.5, 6.5)
         ax = fig.add_subplot(projection="polar")
-        ax.set_title(title, fontsize=15, pad=18)
+        ax.set_title(title + (f"\n（仅显示前 {len(shown)} 组，另有 {cut} 组见文字）" if cut else ""), fontsize=15 if not cut else 13, pad=18)
         if subtitle:
             fig.suptitle(subtitle, fontsize=10, color="#666", x=0.99, ha="right")
         n = len(dimensions)
