@@ -436,9 +436,10 @@ def _rel_month(m: re.Match[str], ref: date) -> date | None:
     return _month_part(y, mo, None if part in ("内", "之内", "份") else part)
 
 
-@_rule(r"(?<![个几两三\d年上下这本当])(?:月(?P<part>初|底|末|中(?![心国间层]))|(?P<p2>上中旬|中下旬|上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]", kind="month_part")
+@_rule(r"(?<![个几两三四五六七八九十\d年上下这本当每])(?:月(?P<part>初|底|末|内|中(?![心国间层]))|(?P<p2>上中旬|中下旬|上旬|中旬|下旬))(?:前|之前|以前)?", "[月旬]", kind="month_part")
 def _bare_month_part(m: re.Match[str], ref: date) -> date | None:
-    return _month_part(ref.year, ref.month, m.group("part") or m.group("p2"))
+    part = m.group("part") or m.group("p2")
+    return _month_part(ref.year, ref.month, None if part == "内" else part)
 
 
 @_rule(r"(?:" + _YEAR + r")?(?:Q(?P<q>[1-4])(?![\d])|第?(?P<qc>[一二三四1-4])季度?)(?:末|底|内|之内|初)?(?:前|之前|以前)?", "[Q季]")
