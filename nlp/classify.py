@@ -309,8 +309,8 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
             keep[i - start] = False
     kept_idx = [start + i for i, k in enumerate(keep) if k]
     text_p = "".join(prepared[i] for i in kept_idx)
-    m = rules.lead_strip.match(text_p)
-    lead = m.end() if m else 0
+    lead_m = rules.lead_strip.match(text_p)
+    lead = lead_m.end() if lead_m else 0
     tail = len(text_p)
     while tail > lead and text_p[tail - 1] in "的了吧啊呢哈嘛就行吗么 ":
         tail -= 1

@@ -41,9 +41,14 @@ _NOT_NAMES = ("明天", "今天", "昨天", "后天", "前天", "每天", "当�
 class SegmentLike(Protocol):
     """The parts of ``nlp.chat.Segment`` used here (speaker None for plain text)."""
 
-    speaker: str | None
-    text: str
-    start: int
+    @property
+    def speaker(self) -> str | None: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def start(self) -> int: ...
 
 
 # ---------------------------------------------------------------- people rules

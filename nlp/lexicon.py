@@ -110,7 +110,7 @@ class LexiconFile(Generic[T]):
 def _simplified_table() -> dict[int, str]:
     """One-to-one traditional → simplified characters (zhconv's table, single characters only)."""
     try:
-        import zhconv.zhconv as zc
+        import zhconv.zhconv as zc  # type: ignore[import-untyped]
     except ImportError:  # zhconv is a dependency; without it traditional text just matches less
         return {}
     zc.loaddict()

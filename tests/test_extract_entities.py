@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from nlp.chat import Segment
+
 import pytest
 
 from nlp.chat import split_record
@@ -19,14 +21,14 @@ from nlp.places import extract_place
 NOW = datetime(2026, 5, 12, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
-def _prep(text: str) -> tuple[str, list]:
+def _prep(text: str) -> tuple[str, list[Segment]]:
     t = normalize(text)
     return t, split_record(t, NOW)
 
 
 def contacts(text: str) -> list[tuple[str, str | None]]:
     t, segs = _prep(text)
-    return [(c["name"], c["title"]) for c in extract_contacts(t, segs)]
+    return [(str(c["name"]), c["title"]) for c in extract_contacts(t, segs)]
 
 
 def companies(text: str) -> list[str]:
@@ -58,7 +60,7 @@ def companies(text: str) -> list[str]:
     # surname stated on its own with the role
     ("他们厂长姓鲁，鲁厂长下周来", [("鲁", "厂长")]),
 ])
-def test_contacts_conventions(text: str, expected: list) -> None:
+def test_contacts_conventions(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert contacts(text) == expected
 
 
@@ -79,7 +81,7 @@ def test_contacts_conventions(text: str, expected: list) -> None:
     ("施工方案明天定，花生油车间先停", []),
     ("明天工程师到现场", []),
 ])
-def test_contacts_sides_and_exclusions(text: str, expected: list) -> None:
+def test_contacts_sides_and_exclusions(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert contacts(text) == expected
 
 
@@ -95,7 +97,7 @@ def test_contacts_sides_and_exclusions(text: str, expected: list) -> None:
     ("柏晓东（瑞凯模具）问交期", ["瑞凯模具"]),
     ("柳州同心医院的设备科来电", ["柳州同心医院"]),
 ])
-def test_companies(text: str, expected: list) -> None:
+def test_companies(text: str, expected: list[str]) -> None:
     assert companies(text) == expected
 
 
@@ -111,7 +113,7 @@ def test_companies(text: str, expected: list) -> None:
     ("我明天要去无锡，常州的客户约了后天", ("江苏省", "常州市")),
     ("宁波慈溪的客户，之后又去了温州", ("浙江省", "宁波市")),
 ])
-def test_places(text: str, expected: tuple) -> None:
+def test_places(text: str, expected: tuple[str | None, str | None]) -> None:
     assert extract_place(normalize(text)) == expected
 
 
