@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -53,9 +54,17 @@ from xml.etree.ElementTree import Element
 import aiohttp
 from aiohttp import web
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.config import ConfigError, Settings
-from bot.crypto import REASON_BAD_SIGNATURE, CallbackRejected, MessageCrypto, ReplayCache, check_fresh, parse_xml
+from bot.crypto import (
+    REASON_BAD_SIGNATURE,
+    CallbackRejected,
+    MessageCrypto,
+    ReplayCache,
+    check_fresh,
+    parse_xml,
+)
 from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.keys import GATEWAY
 from bot.ratelimit import MultiLimiter, RateLimiter
@@ -228,8 +237,8 @@ def _short_key(*parts: str) -> str:
 class _Replays(ReplayCache):
     """The replay cache, plus forgetting a request whose storing failed (so its retry is taken)."""
 
-    def forget(self, key: object) -> None:
-        self._seen.pop(key, None)  # type: ignore[arg-type]
+    def forget(self, key: Hashable) -> None:
+        self._seen.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -335,7 +344,7 @@ class WeComApi:
                 if resp.status != 200:
                     raise WeComError(-resp.status, f"HTTP {resp.status}", transient=resp.status == 429)
                 data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise WeComError(-2, f"{type(exc).__name__}", transient=True) from None
         if not isinstance(data, dict):
             raise WeComError(-3, "non-object JSON", transient=True)
@@ -379,7 +388,7 @@ class WeComApi:
                         raise WeComError(-resp.status, f"HTTP {resp.status}", transient=True)
                     ctype = resp.headers.get("Content-Type", "")
                     raw = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 raise WeComError(-2, type(exc).__name__, transient=True) from None
             if "json" not in ctype and "text/plain" not in ctype:
                 return raw
@@ -496,7 +505,7 @@ class WeComAdapter:
             code, card_id, task_id, user = parsed.response_code, event.card_id, parsed.task_id, event.platform_user
 
             def remember(session: Any) -> None:
-                member = session.execute(select(Member.id).where(Member.wecom_userid == user)).scalar_one_or_none()
+                member = session.execute(select(col(Member.id)).where(col(Member.wecom_userid) == user)).scalar_one_or_none()
                 card_store.record_response_code(session, card_id, code, now + RESPONSE_CODE_TTL, now,
                                                 platform=PLATFORM, member_id=member or "", platform_handle=task_id)
 

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from store.models import CardHandle
 
@@ -47,9 +47,9 @@ def record_response_code(
 
 def consume_response_code(session: Session, card_id: str, response_code: str, now: datetime) -> bool:
     """Mark ``response_code`` used (codes are single-use); False if a newer code replaced it."""
-    changed = session.execute(
+    result = session.execute(
         update(CardHandle)
-        .where(CardHandle.card_id == card_id, CardHandle.response_code == response_code)
+        .where(col(CardHandle.card_id) == card_id, col(CardHandle.response_code) == response_code)
         .values(response_code=None, updated_at=now)
-    ).rowcount
-    return bool(changed)
+    )
+    return bool(getattr(result, "rowcount", 0))

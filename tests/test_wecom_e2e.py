@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -13,7 +12,12 @@ from sqlalchemy import select
 from bot.wecom import task_id_for
 from store.models import CardHandle, InboxEvent, Lead, OutboxMessage
 from tests.conftest import JIANGSU_LEAD
-from tests.wecom_fakes import USERIDS, Sent, WeComHarness, wecom  # noqa: F401
+from tests.wecom_fakes import (
+    USERIDS,
+    Sent,
+    WeComHarness,
+    wecom_harness,  # noqa: F401  (the ``wecom`` fixture)
+)
 
 EAST = {USERIDS[m]: m for m in ("zhangwei", "lina", "wangqiang")}
 
@@ -67,7 +71,7 @@ async def test_lead_card_click_accepts_and_updates_the_card(wecom: WeComHarness)
 
 
 async def test_duplicated_click_deliveries_are_handled_once(wecom: WeComHarness) -> None:
-    body, userid, card = await _lead_card(wecom)
+    _, userid, card = await _lead_card(wecom)
     inner = wecom.cb.card_click(userid, card.body["template_card"]["task_id"], _button(card, "接受"), wecom.api.issue_code())
     query, raw = wecom.cb.encrypt(inner)
     results = await asyncio.gather(*(wecom.post_raw(query, raw) for _ in range(3)), wecom.post(inner))
@@ -214,7 +218,7 @@ async def test_dead_letter_after_repeated_failures_and_permanent_errors(wecom: W
 
 async def test_expired_response_code_sends_a_fresh_message(wecom: WeComHarness) -> None:
     clock = wecom.gateway.ctx.clock
-    body, userid, card = await _lead_card(wecom)
+    _, userid, card = await _lead_card(wecom)
     task_id = card.body["template_card"]["task_id"]
     resp = await wecom.post(wecom.cb.card_click(userid, task_id, _button(card, "接受"), wecom.api.issue_code()))
     assert resp.status == 200
@@ -240,3 +244,41 @@ async def test_invalid_reason_card_is_updatable_too(wecom: WeComHarness) -> None
     assert (lead.status, lead.invalid_reason) == ("invalid", "同行")
     # The lead card is closed with the code its 无效 click brought; the question card with its own.
     assert {u["button"]["replace_name"] for u in wecom.api.updates} == {"已选择：同行", "已标记无效（同行）"}
+
+
+async def test_deferred_sends_are_not_sent_with_duplicate_check(wecom: WeComHarness) -> None:
+    clock = wecom.gateway.ctx.clock
+    now = clock.now()
+    # 31 identical texts: the 31st waits for the rate limit and must not be swallowed by
+    # WeCom's content-based duplicate check when it finally goes out.
+    await wecom.gateway.db.run(lambda s: [s.add(OutboxMessage(platform="wecom", recipient="WangQiang", kind="text",
+                                                              payload=json.dumps({"text": "请查看今日待办"}), dedupe_key=f"same{i}",
+                                                              next_attempt_at=now, created_at=now)) for i in range(31)])
+    await wecom.drain()
+    clock.advance(seconds=61)
+    await wecom.drain()
+    assert len(wecom.api.texts_to("WangQiang")) == 31 and wecom.api.dropped == []
+    assert not any(s.body.get("enable_duplicate_check") for s in wecom.api.sent)
+
+
+def test_config_errors_name_the_missing_key(tmp_path: Any) -> None:
+    import pytest
+
+    from bot.config import ConfigError, parse
+    from bot.wecom import load_config
+    from tests.conftest import TEMPLATE
+    from tests.wecom_fakes import section
+
+    text = TEMPLATE + section("http://127.0.0.1:9").replace('corp_id = "ww1436e0e65a779aee"\n', "")
+    settings = parse(text, str(tmp_path / "leadbot.toml"), {"LEADBOT_DATABASE_URL": "sqlite:///x.db"})
+    with pytest.raises(ConfigError) as err:
+        load_config(settings)
+    assert "platforms.wecom.corp_id" in str(err.value) and "企业ID" in str(err.value)
+    bad_key = TEMPLATE + section("http://127.0.0.1:9").replace("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "short")
+    with pytest.raises(ConfigError) as err:
+        load_config(parse(bad_key, str(tmp_path / "leadbot.toml"), {"LEADBOT_DATABASE_URL": "sqlite:///x.db"}))
+    assert "encoding_aes_key" in str(err.value)
+    # Secrets from the environment override the file.
+    env = {"LEADBOT_DATABASE_URL": "sqlite:///x.db", "LEADBOT_PLATFORMS__WECOM__SECRET": "from-env"}
+    cfg = load_config(parse(TEMPLATE + section("http://127.0.0.1:9"), str(tmp_path / "leadbot.toml"), env))
+    assert cfg.secret == "from-env" and "from-env" not in repr(cfg)

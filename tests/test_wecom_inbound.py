@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,16 @@ from bot.keys import GATEWAY
 from bot.wecom import parse_chat_record
 from handlers.events import InboundEvent
 from store.models import InboxEvent
-from tests.wecom_fakes import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, USERIDS, WeComHarness, wecom, wecom_settings  # noqa: F401
+from tests.wecom_fakes import (
+    AES_KEY,
+    CORP_ID,
+    SECRET,
+    TOKEN,
+    USERIDS,
+    WeComHarness,
+    wecom_harness,  # noqa: F401  (the ``wecom`` fixture)
+    wecom_settings,
+)
 
 ZW = USERIDS["zhangwei"]
 
@@ -224,7 +234,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_message(
     import socket
     import subprocess
     import sys
-    from datetime import datetime, timezone
+    from datetime import datetime
     from pathlib import Path
 
     import aiohttp
@@ -271,7 +281,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_message(
         proc.wait()
     assert 20 <= len(acked)
     # Restart; WeCom retries everything it did not get a 200 for (and we resend all of it).
-    clock.set(datetime.now(timezone.utc))
+    clock.set(datetime.now(UTC))
     second = await aiohttp_client(create_app(wecom_settings(db_url, tmp_path, wecom.api.base_url()), clock=clock, start_workers=False))
     for query, body in requests:
         resp = await second.post(f"/callback/wecom?{query}", data=body)

@@ -14,15 +14,21 @@ import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from bot.app import create_app
+from bot.config import Settings, parse
+from bot.gateway import Gateway
+from bot.keys import GATEWAY
 from handlers.context import FakeClock
 
 CORP_ID = "ww1436e0e65a779aee"
@@ -150,7 +156,7 @@ class FakeWeComApi:
         if request.query.get("corpid") != CORP_ID or request.query.get("corpsecret") != SECRET:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         tok = f"TOKEN{self.token_calls}"
-        self._tokens[tok] = self.clock.now().__add__(__import__("datetime").timedelta(seconds=self.token_lifetime))
+        self._tokens[tok] = self.clock.now() + timedelta(seconds=self.token_lifetime)
         return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": tok, "expires_in": self.token_lifetime})
 
     def _token_error(self, request: web.Request) -> dict[str, Any] | None:
@@ -261,8 +267,6 @@ class WeComCallbacks:
         envelope = self.crypto.encrypt_message(inner_xml, nonce, ts)
         # wechatpy returns the passive-reply envelope; WeCom's POST carries Encrypt in the body
         # and the signature in the query.
-        from xml.etree import ElementTree
-
         root = ElementTree.fromstring(envelope)
         encrypt = root.findtext("Encrypt") or ""
         signature = root.findtext("MsgSignature") or ""
@@ -306,18 +310,12 @@ class WeComCallbacks:
     def verify_url(self, echo: str) -> str:
         """The query of a GET URL verification whose echostr decrypts to ``echo``."""
         ts, nonce = str(self.now_s()), str(next(self._nonce))
-        root = __import__("xml.etree.ElementTree", fromlist=["x"]).fromstring(self.crypto.encrypt_message(echo, nonce, ts))
+        root = ElementTree.fromstring(self.crypto.encrypt_message(echo, nonce, ts))
         return urlencode({"msg_signature": root.findtext("MsgSignature"), "timestamp": ts, "nonce": nonce, "echostr": root.findtext("Encrypt")})
 
 
 # --------------------------------------------------------------------------- app harness
 
-import pytest  # noqa: E402
-
-from bot.app import create_app  # noqa: E402
-from bot.config import Settings, parse  # noqa: E402
-from bot.gateway import Gateway  # noqa: E402
-from bot.keys import GATEWAY  # noqa: E402
 
 
 def wecom_settings(db_url: str, tmp_path: Any, base_url: str) -> Settings:
@@ -362,8 +360,8 @@ class WeComHarness:
         return body
 
 
-@pytest.fixture
-async def wecom(aiohttp_client: Any, db_url: str, tmp_path: Any, clock: FakeClock) -> Any:
+@pytest.fixture(name="wecom")
+async def wecom_harness(aiohttp_client: Any, db_url: str, tmp_path: Any, clock: FakeClock) -> Any:
     """A :class:`WeComHarness` on a fresh database."""
     api = FakeWeComApi(clock)
     await api.start()
