@@ -34,6 +34,10 @@ _NOT_PHONE_BEFORE = re.compile(
     r"(?:单号|订单号?|运单|快递|物流|工单|编号|型号|序列号|SN|S/N|PO|合同号|发票号?|账号|帐号|卡号|税号|QQ|qq|"
     r"批号|料号|货号|件号|图号|代码|信用代码|身份证|No\.?|NO\.?|#)[\s:：号]*$"
 )
+# "X号：" right before a number names what the number is; only phone-ish X make it a phone.
+_NUMBER_LABEL = re.compile(r"[^\s,，。;；:：]{1,6}号码?\s*[:：]?\s*$")
+_PHONE_WORD = re.compile(r"手机|电话|座机|联系|微信|办公|热线|固话|分机|客服|总机|直线|移动|联通|电信|新|旧|个|的|他|她|我|你")
+
 # Context right after a number saying it is wrong or no longer in use.
 _WRONG_AFTER = re.compile(
     r"^\s*[)）]?\s*(?:这个号码?|这个|号码|这号)?\s*(?:是错的|错了|有误|不对|作废|已作废|停用|已停用|不用了|是空号|空号|"
@@ -102,6 +106,9 @@ def extract_phones(text: str) -> list[str]:
         before = view[max(0, m.start() - 12):m.start()]
         if _NOT_PHONE_BEFORE.search(before):
             continue
+        label = _NUMBER_LABEL.search(before)
+        if label and not _PHONE_WORD.search(label.group(0)):
+            continue  # 工号/流水号/合同编号…: some X号 that is not a phone
         body = m.group("body").rstrip("-( ")
         if _WRONG_AFTER.match(view[m.end():m.end() + 12]):
             continue
