@@ -16,6 +16,7 @@ import io
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import matplotlib
 
@@ -25,6 +26,7 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.projections.polar import PolarAxes  # noqa: E402
 
 log = logging.getLogger("leadbot.charts")
 
@@ -176,7 +178,7 @@ def radar_png(
 
     def draw() -> Figure:
         fig = _figure(7.5, 6.5)
-        ax = fig.add_subplot(projection="polar")
+        ax = cast(PolarAxes, fig.add_subplot(projection="polar"))
         ax.set_title(title + (f"\n（仅显示前 {len(shown)} 组，另有 {cut} 组见文字）" if cut else ""), fontsize=15 if not cut else 13, pad=18)
         if subtitle:
             fig.suptitle(subtitle, fontsize=10, color="#666", x=0.99, ha="right")
