@@ -96,7 +96,7 @@ def load_places(path: Path = PLACES_FILE) -> PlaceTable:
 _TABLE = load_places()
 
 # The rep's own trip or location: "我明天要去宜昌", "我在苏州出差". Such a place is not the customer's.
-_OWN_TRIP = re.compile(r"我(?:们)?[^，。！？,.!?\n]{0,6}?(?:去|到|回|在|飞|出差)$")
+_OWN_TRIP = re.compile(r"我(?:们)?[^，。！？,.!?\n]{0,6}?(?:去|到|回|在|飞|出差)$|(?:我们|我司|我们的|咱们)$")
 
 
 def extract_place(text: str) -> tuple[str | None, str | None]:

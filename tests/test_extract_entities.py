@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from nlp.chat import Segment
 
 import pytest
 
-from nlp.chat import split_record
+from nlp.chat import Segment, split_record
 from nlp.classify import classify_industry, classify_intents, classify_sentiment, extract_next_action
 from nlp.entities import extract_companies, extract_contacts
 from nlp.normalize import normalize
@@ -112,6 +111,7 @@ def test_companies(text: str, expected: list[str]) -> None:
     ("午饭吃了三明治", (None, None)),
     ("我明天要去无锡，常州的客户约了后天", ("江苏省", "常州市")),
     ("宁波慈溪的客户，之后又去了温州", ("浙江省", "宁波市")),
+    ("下周来我们东莞工厂看设备的是佛山的客户", ("广东省", "佛山市")),
 ])
 def test_places(text: str, expected: tuple[str | None, str | None]) -> None:
     assert extract_place(normalize(text)) == expected
