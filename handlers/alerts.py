@@ -42,12 +42,13 @@ ALERT_PREFIX = "alert:"
 class Budget:
     """How much a person may be pinged: at most ``daily_cap`` alerts a day, ``min_spacing`` apart.
 
-    ``exempt`` kinds (the digests themselves) do not count against the budget.
+    ``exempt`` kinds (the digests themselves, service-ticket notices) neither count against
+    the budget nor roll into a digest.
     """
 
     daily_cap: int = 8
     min_spacing: timedelta = timedelta(minutes=10)
-    exempt: frozenset[str] = frozenset({"todo", "weekly", "digest"})
+    exempt: frozenset[str] = frozenset({"todo", "weekly", "digest", "ticket", "ticket_new"})
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from cards.model import Card, CardAction, CardField, card_to_dict
+from cards.model import Card, CardAction, CardField, card_from_dict, card_to_dict
 from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
 from handlers.leads import audit, new_card_id
 from nlp.calendar import SHANGHAI
-from store.alerts import skip_locked
+from store.alerts import insert_new, skip_locked
 from store.models import CardHandle, Customer, Member, Ticket
-from store.models_schedule import TicketSla
+from store.models_schedule import AlertRecord, TicketSla
 
 P0_WORDS = ("停产", "停线", "产线停", "线停了", "生产停", "停机", "停工", "安全", "起火", "着火", "冒烟", "漏电", "触电", "爆炸", "受伤", "伤人", "人身")
 # "不能" alone would catch「能不能加一次培训」: only the phrases that mean a broken machine.
@@ -176,10 +176,39 @@ def open_ticket(
     card = ticket_card(ticket, card_id, ctx.secret, customer.name if customer else "", why)
     session.add(CardHandle(card_id=card_id, platform="", member_id=owner, subject=f"ticket:{ticket.id}",
                            card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now))
-    out = [Outgoing(owner, "card", f"ticket:{ticket.id}:new", card=card, card_id=card_id)]
+    out: list[Outgoing] = []
+    # P0 goes out at once, night or holiday; the rest waits for working hours (the
+    # scheduler's ticket_new scan announces it then).
+    if priority in policy.wall_clock_priorities or ctx.business_hours.is_open(now):
+        announced = announce(session, ticket, now, now)
+        out += [announced] if announced else []
     if owner != reporter.id:
-        out.append(Outgoing(reporter.id, "text", f"{cause}:reply", text=f"已建服务工单 #{ticket.id}（{priority}），负责人已收到。"))
+        when = "负责人已收到" if out else "负责人将在上班后收到"
+        out.append(Outgoing(reporter.id, "text", f"{cause}:reply", text=f"已建服务工单 #{ticket.id}（{priority}），{when}。"))
     return ticket, out
+
+
+def announce(session: Session, ticket: Ticket, now: datetime, deliver_at: datetime) -> Outgoing | None:
+    """The owner's card for a new ticket, once (its alert key is ``ticket_new:<id>``).
+
+    Records the key in the alert ledger with ``deliver_at`` so the scheduler's delivery plan
+    holds a card announced at night until the morning; None when it was announced before.
+    """
+    assert ticket.id is not None
+    handle = session.execute(
+        select(CardHandle).where(CardHandle.subject == f"ticket:{ticket.id}").order_by(CardHandle.created_at)
+    ).scalars().first()
+    if handle is None or not ticket.owner_id:
+        return None
+    key = f"ticket_new:{ticket.id}"
+    inserted = insert_new(session, AlertRecord(
+        key=key, kind="ticket_new", member_id=ticket.owner_id, priority=ticket.priority, subject=f"ticket:{ticket.id}",
+        summary=f"新服务工单 #{ticket.id}（{ticket.priority}）", status="queued", deliver_at=deliver_at, created_at=now,
+    ))
+    if not inserted:
+        return None
+    card = card_from_dict(json.loads(handle.card_json))
+    return Outgoing(ticket.owner_id, "card", f"alert:{key}", card=card, card_id=handle.card_id)
 
 
 def _advance_to(sla: TicketSla, ticket: Ticket, policy: TicketPolicy, clock: _Clock, now: datetime, kind: str) -> None:
@@ -304,3 +333,18 @@ def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: T
             session.add(sla)
         if len(rows) < batch:
             return result
+
+
+def on_ticket_text(session: Session, member: Member, text: str, ctx: HandlerContext, cause: str,
+                   policy: TicketPolicy | None = None) -> list[Outgoing]:
+    """A rep reported a customer's problem in chat (see :func:`looks_like_ticket`): open a ticket.
+
+    The customer is the one of the rep's open leads the text names, when it names one.
+    """
+    from handlers.followups import match_lead
+    from handlers.leads import active_leads
+
+    lead = match_lead(text, active_leads(session, member.id))
+    customer = session.get(Customer, lead.customer_id) if lead is not None and lead.customer_id else None
+    _, out = open_ticket(session, member, text, ctx, policy or TicketPolicy(), cause, customer)
+    return out

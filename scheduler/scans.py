@@ -40,7 +40,7 @@ from handlers.alerts import Alert, alert_card_id
 from handlers.context import HandlerContext, Outgoing
 from handlers.digests import RiskFigures, TodoItem, digest_card, fmt_money, rank_todo, todo_card, weekly_card
 from handlers.leads import assign, audit, close_card
-from handlers.tickets import escalate_due
+from handlers.tickets import announce, escalate_due
 from nlp.calendar import SHANGHAI
 from scheduler.config import ScanSettings
 from store import alerts as ledger
@@ -537,6 +537,27 @@ def scan_tickets(session: Session, ctx: HandlerContext, now: datetime, settings:
     return alerting.emit(session, ctx, batch, now, settings.budget)
 
 
+def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
+    """Announce tickets opened outside working hours (non-P0) to their owner, at the next opening."""
+    state = ledger.claim_scan(session, "ticket_new", now)
+    if state is None:
+        return []
+    out: list[Outgoing] = []
+    last: tuple[datetime, int] | None = None
+    for ticket in _watermark(session, state, Ticket, Ticket.created_at, now, (), settings.batch, now - settings.lookback):
+        assert ticket.id is not None
+        last = (ticket.created_at, ticket.id)
+        if ticket.status in ("resolved", "closed"):
+            continue
+        p0 = ticket.priority in settings.tickets.wall_clock_priorities
+        announced = announce(session, ticket, now, now if p0 else ctx.business_hours.next_open(now))
+        if announced is not None:
+            out.append(announced)
+    if last is not None:
+        ledger.advance_cursor(session, state, last[0], last[1], now)
+    return out
+
+
 def scan_digests(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
     """Send what rolled over a person's budget as ONE digest once their spacing allows it.
 
@@ -571,6 +592,7 @@ SCANS: tuple[tuple[str, Scan], ...] = (
     ("next_contact", scan_next_contact),
     ("stalled", scan_stalled),
     ("sign_intent", scan_sign_intent),
+    ("ticket_new", scan_ticket_new),
     ("tickets", scan_tickets),
     ("daily_todo", scan_daily_todo),
     ("weekly_risk", scan_weekly_risk),

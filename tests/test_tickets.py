@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select
 
 from handlers.actions import ActionKey
 from handlers.context import Outgoing
@@ -140,3 +141,32 @@ def _customer(s, world: World) -> Customer:  # type: ignore[no-untyped-def]
     s.add(c)
     s.flush()
     return c
+
+
+def test_p2_at_night_is_announced_to_the_owner_next_working_morning(world: World) -> None:
+    world.settings = replace(world.settings, tickets=POLICY)
+    world.clock.set(sh(2026, 2, 14, 20, 0))  # the make-up Saturday's evening, Spring Festival ahead
+    ticket, out = _open(world, "客户问能不能加一次操作培训")
+    assert ticket.priority == "P2"
+    assert [o.member_id for o in out] == ["zhangwei"] and "上班后" in out[0].text
+    world.run(sh(2026, 2, 14, 20, 1))
+    got = [(w, o) for w, o in world.take() if o.dedupe_key == f"alert:ticket_new:{ticket.id}"]
+    assert len(got) == 1 and got[0][1].member_id == "wangqiang"
+    assert got[0][0] == sh(2026, 2, 24, 9, 0)  # after the holiday
+    assert got[0][1].card is not None and "接单" in [a.label for a in got[0][1].card.actions]
+    world.run(sh(2026, 2, 24, 9, 0))
+    assert not [o for _, o in world.take() if "ticket_new" in o.dedupe_key]
+    # Its SLA clock started in business time too: 2 business hours after the opening.
+    assert world.get(Ticket, ticket.id).sla_due_at == sh(2026, 2, 24, 11, 0)
+
+
+def test_chat_report_becomes_a_ticket_for_the_named_customer(world: World) -> None:
+    from handlers.tickets import on_ticket_text
+
+    lead = world.lead()
+    world.clock.set(sh(2026, 3, 10, 11, 0))
+    text = "苏州恒锐精密反馈设备报错 E04，产线停了"
+    out = world.tx(lambda s: on_ticket_text(s, s.get(Member, lead.owner_id), text, world.ctx, "chat:1", POLICY))
+    ticket = world.all(select(Ticket))[0]
+    assert ticket.priority == "P0" and ticket.customer_id == lead.customer_id
+    assert out[0].member_id == "wangqiang" and out[0].dedupe_key == f"alert:ticket_new:{ticket.id}"
