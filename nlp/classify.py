@@ -211,7 +211,7 @@ _DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明朝|明日|今�
 _DATE_RE = re.compile(_DATE)
 _CLAUSE_END = re.compile(r"[，,。！!？?；;\n“”\"]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
 # Words that start a new thought in run-on voice transcripts; a phrase is cut there.
-_PHRASE_CUT = re.compile(r"然后|另外|还有|不然|否则|他们|他说|她说|但是|不过|因为|所以|第二家|我说|顺便|再说|\s")
+_PHRASE_CUT = re.compile(r"然后|另外|还有|不然|否则|(?<![给跟和帮替让带找向去到来在])他们|他说|她说|但是|不过|因为|所以|第二家|我说|顺便|再说|\s")
 _MAX_PHRASE = 16
 _OUR_LINE = re.compile(r"(?m)^(?:我|我们[^\s:：]{0,4}|我司[^\s:：]{0,4})\s*(?:[:：]\s*|[\d月日/\-: ]{5,}\n)")
 _SPEAKER_LINE = re.compile(r"(?m)^[^\s:：，,。]{1,12}[:：]")
@@ -224,7 +224,7 @@ _OBJECT_NOUN = re.compile(r"(?:合同|版|报价单?|资料|方案|图纸|单子
 # Speech verbs: what follows is the customer's words, often an instruction to us (说下周二前报个价).
 _SAID = re.compile(r"(?:说(?![明法服话])|(?<![电笑])话|讲(?![座究解]))")
 # The customer does it, or it comes to us: not our action.
-_TOWARDS_US = re.compile(r"拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
+_TOWARDS_US = re.compile(r"来我们(?:公司|厂|这边|工厂|展厅|办事处)|到我们(?:公司|厂|这边)|拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
 # Things that come to us when the customer says them (节后第一天把订单发过来).
 _OUR_GOODS = re.compile(r"我们的[^，,。！!？?\s]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
 _LEAD_RE = re.compile(f"(?:{_DATE}|\\s|要|先|再)*")
@@ -258,7 +258,7 @@ def _build_actions(data: dict[str, Any]) -> ActionRules:
         request=re.compile(f"(?<![申邀聘])(?:{_regex_alt(as_list(data['request_markers']))})"),
         self_=re.compile(_alt(as_list(data["self_markers"]))),
         self_verbs=re.compile(f"(?<![让叫要约给跟找带陪请])我们?(?:[A-Za-z]{{2,12}}|[\\u4e00-\\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
-                              f"(?:[^，,。！!？?\\s的]{{0,4}}?)(?:{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
+                              f"(?:[^，,。！!？?\\s的]{{0,4}}?)(?:{_DATE}|\\s)*(?:{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
         promise=re.compile(_alt(as_list(data["promise_markers"]))),
         verbs=re.compile(verbs),
         starts=re.compile(f"(?:把|将|再|全部|工程师|技术|师傅|售后|远程|{verbs})"),
@@ -323,7 +323,7 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
     if must_start and not rules.starts.match(phrase_p):
         return None
     if strong and (not rules.strong_starts.match(phrase_p) or "的" in phrase_p[1:3] or _INCOMING.search(phrase_p)
-                   or phrase_p.endswith("了") or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"):
+                   or re.search("过了|了$", text_p) or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"):
         return None  # 送去的测试件 is what happened, not what we will do
     if _TOWARDS_US.search(phrase_p):
         return None
