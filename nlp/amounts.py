@@ -24,10 +24,12 @@ from nlp.normalize import fold
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
           "六": 6, "七": 7, "八": 8, "九": 9}
 _SMALL = {"十": 10, "百": 100, "千": 1000}
-_BIG = {"万": 10_000, "w": 10_000, "W": 10_000, "亿": 100_000_000, "k": 1000, "K": 1000, "千": 1000}
+_BIG = {"万": 10_000, "w": 10_000, "W": 10_000, "亿": 100_000_000, "k": 1000, "K": 1000, "千": 1000,
+        "千万": 10_000_000, "百万": 1_000_000}
 
 # Measure words: a number followed by one of these counts things, not money.
-_MEASURE = set("只台套个件片吨米人次条张箱颗支根瓶盒包袋双批辆架份家位名天年月周斤克升亩户栋层行项本页期平方公里吨度秒分")
+# (Time words 年/月/周/天 are not here: 尾款12万月底付 is money before a date.)
+_MEASURE = set("只台套个件片吨米人次条张箱颗支根瓶盒包袋双批辆架份家位名斤克升亩户栋层行项本页期平方公里度秒分")
 # Units after 万/亿 that make the figure a physical quantity or a class (10万级洁净,
 # 1.2万转, 5万千瓦), not money.
 _NON_MONEY_UNITS = ("小时", "字", "块", "级", "转", "伏", "瓦", "千瓦", "像素", "帕", "立方", "方", "人次", "步",
@@ -54,13 +56,13 @@ _CANDIDATE = re.compile(
     r"(?P<pre>¥|RMB|rmb|人民币|CNY)?\s*"
     + _NUMERAL
     + r"(?P<lai>来)?"
-    r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])))?"
+    r"(?:\s*(?P<ge>个)?\s*(?P<unit>万|亿|[wW](?![a-zA-Z])|[kK](?![a-zA-Z])|(?<=\d)(?:千万|百万)|(?<=\d)千(?![万亿瓦克米])))?"
     r"(?P<sub>(?<=[万亿])(?:[一二两三四五六七八九]|[1-9])千(?:零?[一二三四五六七八九]百?)?)?"
-    r"(?P<tail>(?:[一二三四五六七八九]|(?<=[万wW])[1-9](?![\d.]))(?![零〇二两三四五六七八九十百千万亿个台套只件]|一(?![台套只个件次批张])))?"
+    r"(?P<tail>(?:[一二三四五六七八九]|(?<=[万wW千])[1-9](?![\d.]))(?![零〇二两三四五六七八九十百千万亿个台套只件]|一(?![台套只个件次批张])))?"
     r"(?:\s*(?P<cur>元(?![旦件器素宵])|块钱|块|蚊|毛钱|毛|角|RMB|rmb|CNY|人民币))?"
     r"(?P<jiao>(?<=[块毛角])(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
-_GLUED = re.compile(r"(?:[A-Za-z_#]|[A-Za-z][\-/.])$")
+_GLUED = re.compile(r"(?:[A-Za-z_#第]|[A-Za-z][\-/.])$")
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(
     r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|日币|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢|新台币|台币|NT\$|TWD|韩元|"
@@ -236,7 +238,7 @@ def _scan(t: str) -> list[_Cand]:
                 lo = hi = lo * mult + sv[0] * (mult // 10_000)
                 mult = 1
                 tail = None
-        if tail and unit in ("万", "亿", "w", "W") and lo == hi and num[-1] not in "几多":
+        if tail and unit in ("万", "亿", "w", "W", "千") and lo == hi and num[-1] not in "几多":
             tv = int(tail) if tail.isdigit() else _DIGIT[tail]
             lo = hi = lo * mult + tv * mult / 10
             mult = 1
@@ -295,7 +297,7 @@ def _is_money(c: _Cand, t: str) -> bool:
         _WATT_CONTEXT.search(t[max(0, c.start - 6):c.start]) or _WATT_CONTEXT.match(after)
     ):
         return False
-    if c.unit in ("万", "亿", "w", "W"):
+    if c.unit in ("万", "亿", "w", "W", "千", "千万", "百万"):
         return True
     if c.unit in ("k", "K") and re.search(r"(?:分辨率|像素|画质|显示|屏|视频|摄像|电视)", t[max(0, c.start - 6):c.start]):
         return False
@@ -328,7 +330,7 @@ def _bare_price(c: _Cand, t: str, allow_range: bool = False) -> bool:
     sit before the whole range."""
     before = t[max(0, c.start - 8):c.start]
     after = t[c.end:c.end + 4]
-    if after[:1] in _MEASURE or after[:1] in ("%", "点", "折", "成", "号", "月", "日", ":", "."):
+    if after[:1] in _MEASURE or after[:1] in ("%", "点", "折", "成", "号", "月", "日", "天", "年", "周", ":", "."):
         return False
     if _FOREIGN_BEFORE.search(before) or _FOREIGN_AFTER.match(after):
         return False
