@@ -226,7 +226,7 @@ _SAID = re.compile(r"(?:说(?![明法服话])|(?<![电笑])话|讲(?![座究解]
 # The customer does it, or it comes to us: not our action.
 _TOWARDS_US = re.compile(r"来我们(?:公司|厂|这边|工厂|展厅|办事处)|到我们(?:公司|厂|这边)|拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
 # Things that come to us when the customer says them (节后第一天把订单发过来).
-_OUR_GOODS = re.compile(r"我们的[^，,。！!？?\s]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
+_OUR_GOODS = re.compile(r"(?<!问)我们的[^，,。！!？?\s能吗]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
 _LEAD_RE = re.compile(f"(?:{_DATE}|\\s|要|先|再)*")
 _DATES_LEAD_RE = re.compile(f"(?:{_DATE}|\\s)*")
 _INCOMING = re.compile(r"发过来|寄过来|打过来|传过来|送过来")

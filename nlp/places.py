@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlp.lexicon import word_alternation
+from nlp.lexicon import to_simplified, word_alternation
 
 PLACES_FILE = Path(__file__).parent / "data" / "places.txt"
 
@@ -97,6 +97,7 @@ _TABLE = load_places()
 
 # The rep's own trip or location: "我明天要去宜昌", "我在苏州出差". Such a place is not the customer's.
 _OWN_TRIP = re.compile(r"我(?:们)?[^，。！？,.!?\n]{0,6}?(?:去|到|回|在|飞|出差)$|(?:我们|我司|我们的|咱们)$")
+_OUR_SITE = ("我们", "我司", "我们的", "咱们")
 
 
 def extract_place(text: str) -> tuple[str | None, str | None]:
@@ -106,14 +107,18 @@ def extract_place(text: str) -> tuple[str | None, str | None]:
     ``(province, None)`` unless a city of that province follows in the same message.
     """
     table = _TABLE
+    text = to_simplified(text)  # 澳門, 廈門 match as 澳门, 厦门
+    # 我们 is the customer in the customer's own words (an e-mail that says 你们 to us).
+    customer_speaks = "你们" in text or "贵司" in text
     first_province: Place | None = None
     for m in table.pattern.finditer(text):
         place = table.names[m.group(0)]
         if place is None:
             continue
         head = text[max(0, m.start() - 12): m.start()]
-        if _OWN_TRIP.search(head):
-            continue
+        own = _OWN_TRIP.search(head)
+        if own and not (customer_speaks and own.group(0) in _OUR_SITE):
+            continue  # the rep's own trip or site; 我们闵行工厂 in the customer's words is theirs
         if place.city is None:
             if first_province is None:
                 first_province = place
