@@ -371,6 +371,8 @@ def _attached_ok(simp: str, s: str, t: str, start: int, end: int, rules: PeopleR
         return False
     if start > 0 and simp.startswith(rules.not_names, start - 1):
         return False  # 安全主管 is a safety supervisor, not a Mr 全
+    if s in "和与及跟同" and len(t) >= 3:
+        return False  # 总经理芮东和财务总监章慧: 和 joins two people
     nxt = simp[end:end + 1]
     cont = rules.title_continuations.get(t, "") if len(t) == 1 else ""
     if nxt and nxt in cont:
@@ -569,7 +571,8 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
         if not free(m.start(), s_at + len(s)) or (s in "和与及跟同" and not m.group("j")):
             continue  # 魏处长和滕工: 和 joins two people here
         before = rules.attached.match(simp, max(0, m.start() - 2)) or rules.attached.match(simp, max(0, m.start() - 1))
-        if before and before.end() == m.end("t"):
+        if before and before.end() == m.end("t") and _attached_ok(
+                simp, before.group("s"), before.group("t"), before.start(), before.end(), rules):
             continue  # the role belongs to the surname before it (魏处长…), not to a name after it
         title = text[m.start("t"):m.end("t")]
         if m.group("f"):
