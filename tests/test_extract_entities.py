@@ -58,6 +58,10 @@ def companies(text: str) -> list[str]:
     ("客戶鄭經理話佢哋想換機", [("鄭", "經理")]),
     # surname stated on its own with the role
     ("他们厂长姓鲁，鲁厂长下周来", [("鲁", "厂长")]),
+    # a Latin name known from what follows it; a conjunction is not a surname
+    ("客户Sabrina说样机下周到", [("Sabrina", None)]),
+    ("抄送了总经理韩东和财务总监温慧", [("韩东", "总经理"), ("温慧", "财务总监")]),
+    ("找机房主管钟离雪", [("钟离雪", "机房主管")]),
 ])
 def test_contacts_conventions(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert contacts(text) == expected
@@ -95,6 +99,8 @@ def test_contacts_sides_and_exclusions(text: str, expected: list[tuple[str, str 
     ("伺服电机20套已经发货", []),
     ("柏晓东（瑞凯模具）问交期", ["瑞凯模具"]),
     ("柳州同心医院的设备科来电", ["柳州同心医院"]),
+    ("天津港的码头运营公司想了解岸桥系统", []),
+    ("佛山顺德美瑞家电的品质部来电", ["佛山顺德美瑞家电"]),
 ])
 def test_companies(text: str, expected: list[str]) -> None:
     assert companies(text) == expected
@@ -111,6 +117,8 @@ def test_companies(text: str, expected: list[str]) -> None:
     ("午饭吃了三明治", (None, None)),
     ("我明天要去无锡，常州的客户约了后天", ("江苏省", "常州市")),
     ("宁波慈溪的客户，之后又去了温州", ("浙江省", "宁波市")),
+    ("廈門海滄嗰間藥廠", ("福建省", "厦门市")),
+    ("你们的传感器我们闵行工厂想试一下", ("上海市", "上海市")),
     ("下周来我们东莞工厂看设备的是佛山的客户", ("广东省", "佛山市")),
 ])
 def test_places(text: str, expected: tuple[str | None, str | None]) -> None:
@@ -172,6 +180,10 @@ def test_sentiment(text: str, expected: str) -> None:
     ("客户下旬之前要方案", None),
     ("葛总: 明天能来调试吗\n我: 没问题，明天上午把备件带过去", "把备件带过去"),
     ("客戶請先把報價單發過來", "把報價單發過來"),
+    ("电机烧了，我答应明天一早带备件过去换", "带备件过去换"),
+    ("王经理问能不能月底前交货", "交货"),
+    ("客户嫌交期太长，需要我们协调生产", "协调生产"),
+    ("QA总监说8月份之前必须完成改造", None),
 ])
 def test_next_action(text: str, expected: str | None) -> None:
     assert extract_next_action(normalize(text)) == expected
