@@ -67,13 +67,14 @@ def _record_batch(session: Session, batch: list[_Pending], is_sqlite: bool) -> l
         for i, p in enumerate(batch) if first[(p.platform, p.event_key)] == i
     ]
     dialect_insert = sqlite_insert if is_sqlite else pg_insert
+    # One cached statement executed with a parameter list (SQLAlchemy's "insertmanyvalues"):
+    # a .values(rows) statement would be compiled afresh for every batch size.
     stmt = (
         dialect_insert(InboxEvent)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["platform", "event_key"])
         .returning(InboxEvent.id, InboxEvent.platform, InboxEvent.event_key)
     )
-    stored = {(platform, key): int(row_id) for row_id, platform, key in session.execute(stmt).all()}
+    stored = {(platform, key): int(row_id) for row_id, platform, key in session.execute(stmt, rows).all()}
     return [stored.get((p.platform, p.event_key)) if first[(p.platform, p.event_key)] == i else None for i, p in enumerate(batch)]
 
 
