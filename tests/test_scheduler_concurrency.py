@@ -31,8 +31,11 @@ SETTINGS = ScanSettings(tickets=TicketPolicy(owner="wangqiang", supervisor="chen
 PER_ENTITY_KINDS = ("first_touch", "stage_due", "sign_intent", "next_contact", "weekly", "ticket")
 
 
-def seed(w: World) -> None:
-    """Leads to time out, leads to touch or not, deadlines, intents, dates and tickets."""
+def seed(w: World) -> list[str]:
+    """Leads to time out, leads to touch or not, deadlines, intents, dates and tickets.
+
+    Returns the alert keys the ticket handler sent at once (the P0 owner's card).
+    """
     for i in range(6):
         w.clock.set(START + timedelta(minutes=7 * i))
         w.lead(company=f"苏州并发测试{i}号有限公司", phone=f"1391111000{i}")
@@ -45,8 +48,11 @@ def seed(w: World) -> None:
                     next_contact_on=date(2026, 3, 11 + i), member=lead.owner_id)
         w.opportunity(lead.owner_id, START + timedelta(days=i, hours=3), name=f"商机{i}")
     w.clock.set(START + timedelta(hours=2))
+    sent: list[str] = []
     for text in ("客户反馈 XX 设备报错 E04，产线停了", "客户反馈设备报警 F12"):
-        w.tx(lambda s, text=text: open_ticket(s, s.get(Member, "zhangwei"), text, w.ctx, SETTINGS.tickets, "seed"))
+        _, out = w.tx(lambda s, text=text: open_ticket(s, s.get(Member, "zhangwei"), text, w.ctx, SETTINGS.tickets, "seed"))
+        sent += [o.dedupe_key for o in out if o.dedupe_key.startswith("alert:")]
+    return sent
 
 
 def ticks() -> list[datetime]:
@@ -70,8 +76,7 @@ def per_entity(w: World) -> tuple[Counter[str], int]:
 def test_two_instances_for_a_week_send_every_alert_exactly_once(db_url: str, tmp_path: Path) -> None:
     a = make_world(db_url, tmp_path, START, SETTINGS)
     b = make_world(db_url, tmp_path, START, SETTINGS)
-    seed(a)
-    sent: list[str] = []
+    sent: list[str] = seed(a)
     lock = threading.Lock()
 
     def recording(world: World):  # type: ignore[no-untyped-def]
