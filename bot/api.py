@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy import text as sql_text
 from sqlmodel import Session
 
+from bot import metrics_api
 from bot.gateway import inbox_counts
 from bot.keys import GATEWAY
 from handlers import leads
@@ -76,14 +77,16 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: inbox and outbox by status."""
     gateway = request.app[GATEWAY]
 
-    def read(session: Session) -> tuple[dict[str, int], dict[str, int]]:
-        return inbox_counts(session), outbox.backlog(session)
+    def read(session: Session) -> tuple[dict[str, int], dict[str, int], list[str]]:
+        now = gateway.ctx.clock.now()
+        return inbox_counts(session), outbox.backlog(session), metrics_api.business_gauges(session, now, gateway.ctx.business_hours)
 
-    inbox_by, outbox_by = await gateway.db.run(read)
+    inbox_by, outbox_by, business = await gateway.db.run(read)
     lines = ["# HELP leadbot_inbox_events Inbound events by status.", "# TYPE leadbot_inbox_events gauge"]
     lines += [f'leadbot_inbox_events{{status="{k}"}} {v}' for k, v in sorted(inbox_by.items())]
     lines += ["# HELP leadbot_outbox_messages Outbound messages by status.", "# TYPE leadbot_outbox_messages gauge"]
     lines += [f'leadbot_outbox_messages{{status="{k}"}} {v}' for k, v in sorted(outbox_by.items())]
+    lines += business
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
 

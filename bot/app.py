@@ -11,7 +11,7 @@ from datetime import datetime, time
 
 from aiohttp import web
 
-from bot import api, sandbox
+from bot import api, metrics_api, sandbox
 from bot.config import Settings
 from bot.gateway import Gateway, PlatformAdapter
 from bot.keys import DATABASE, GATEWAY, SETTINGS
@@ -115,6 +115,7 @@ def create_app(
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(gateway_ctx)
     api.add_routes(app)
+    metrics_api.add_routes(app)
     if settings.platform_enabled("sandbox"):
         sandbox.add_routes(app)
     for _name, module in platform_modules(settings):

@@ -7,6 +7,7 @@ and falls back to :func:`cards.text.render_text` when a native card is refused.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,14 +59,17 @@ class Card:
 
 
 def card_to_dict(card: Card) -> dict[str, object]:
-    """A JSON-ready dict (images are not serialised; they travel as uploads)."""
-    return {
+    """A JSON-ready dict; a chart travels base64-encoded (charts are kept under 1 MB)."""
+    data: dict[str, object] = {
         "title": card.title,
         "fields": [[f.label, f.value] for f in card.fields],
         "text": card.text,
         "actions": [{"label": a.label, "key": a.key, "style": a.style} for a in card.actions],
         "status": card.status,
     }
+    if card.image_png:
+        data["image_png_b64"] = base64.b64encode(card.image_png).decode("ascii")
+    return data
 
 
 def card_from_dict(data: dict[str, object]) -> Card:
@@ -79,4 +83,5 @@ def card_from_dict(data: dict[str, object]) -> Card:
         text=str(data.get("text", "")),
         actions=tuple(CardAction(label=a["label"], key=a["key"], style=a.get("style", "default")) for a in actions),
         status=str(data.get("status", "")),
+        image_png=base64.b64decode(str(data["image_png_b64"])) if data.get("image_png_b64") else None,
     )
