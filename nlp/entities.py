@@ -95,6 +95,8 @@ class PeopleRules:
     latin_surnames: frozenset[str]
     greetings: tuple[str, ...]
     not_names: tuple[str, ...]
+    short_titles: frozenset[str]
+    short_followers: frozenset[str]
     hard_stop: frozenset[str]
     ambiguous_roles: frozenset[str]
 
@@ -136,7 +138,7 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
     return PeopleRules(
         surnames=surnames,
         compounds=compounds,
-        attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated)})"),
+        attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated + as_list(data.get('short_titles')))})"),
         full_titled=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
         role=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')) + as_list(data.get('role_departments')))}(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
         role_latin=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')))}(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?"
@@ -176,6 +178,8 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         greetings=tuple(as_list(data.get("greetings"))),
         not_names=_NOT_NAMES + tuple(as_list(data.get("not_names"))),
         hard_stop=frozenset(str(data.get("name_hard_stop_chars", ""))),
+        short_titles=frozenset(as_list(data.get("short_titles"))),
+        short_followers=frozenset(str(data.get("short_title_followers", ""))),
         ambiguous_roles=frozenset(as_list(data.get("ambiguous_roles"))),
     )
 
@@ -374,6 +378,8 @@ def _attached_ok(simp: str, s: str, t: str, start: int, end: int, rules: PeopleR
     if s in "和与及跟同" and len(t) >= 3:
         return False  # 总经理芮东和财务总监章慧: 和 joins two people
     nxt = simp[end:end + 1]
+    if t in rules.short_titles and not (nxt == "" or nxt in rules.short_followers):
+        return False  # 王处说 is 王处长; 何处, 全局的 are words
     cont = rules.title_continuations.get(t, "") if len(t) == 1 else ""
     if nxt and nxt in cont:
         return False

@@ -62,6 +62,9 @@ def companies(text: str) -> list[str]:
     ("客户Sabrina说样机下周到", [("Sabrina", None)]),
     ("抄送了总经理韩东和财务总监温慧", [("韩东", "总经理"), ("温慧", "财务总监")]),
     ("找机房主管钟离雪", [("钟离雪", "机房主管")]),
+    # short forms of 处长/局长 before a clear follower; 何处, 全局 are words
+    ("王局说下周来", [("王", "局")]),
+    ("到底在何处，全局的规划还没定", []),
 ])
 def test_contacts_conventions(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert contacts(text) == expected
@@ -132,6 +135,8 @@ def test_places(text: str, expected: tuple[str | None, str | None]) -> None:
     ("医院的护士长说设备有异响", "医疗机构"),
     ("我们的储能柜卖给了一家食品厂", "食品饮料"),
     ("我们的巡检机器人样机", None),
+    ("做汽车座椅的供应商", "汽车零部件"),
+    ("他们的冷库要改造", "物流仓储"),
 ])
 def test_industry(text: str, expected: str | None) -> None:
     assert classify_industry(normalize(text)) == expected
