@@ -163,6 +163,22 @@ def test_intents(text: str, label: str, present: bool) -> None:
 
 
 @pytest.mark.parametrize("text, expected", [
+    ("对方说价格就这么定了，下个月下单", {"sign_intent", "price_agreed"}),
+    ("老设备用了十年了，计划明年全部更新", {"upgrade_need"}),
+    ("客户说竞争对手报价低了20%，他们可能会转向对方", {"churn_risk"}),
+    ("做转向节的客户下了个单", {"sign_intent"}),
+    ("客户问能不能给个优惠", {"quote_request"}),
+    ("客户要求我们提供三套试用设备", {"sample_request"}),
+    ("发过去的货少了两箱，客户很着急", {"complaint"}),
+    ("安装完后客户很满意，当场签了验收单", set()),
+    ("电话沟通了一下，客户还在比较几家的方案", set()),
+    ("客户让我们下周去培训操作工", {"visit_planned"}),
+])
+def test_intent_sets(text: str, expected: set[str]) -> None:
+    assert set(classify_intents(normalize(text))) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
     ("客户很满意，说下个月再订两台", "positive"),
     ("结果好的话他们就下单", "positive"),
     ("客户很生气，说再这样就换供应商", "negative"),
