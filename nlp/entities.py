@@ -141,9 +141,9 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated + as_list(data.get('short_titles')))})"),
         full_titled=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
         role=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')) + as_list(data.get('role_departments')))}(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
-        role_latin=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')))}(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?"
+        role_latin=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')))}(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?[:：]?[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
-        surname_only=re.compile(f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})"),
+        surname_only=re.compile(f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?P<t2>{_alt(role_titles)}))?"),
         title_end=re.compile(f"(?:{titles_re})$"),
         intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
@@ -601,7 +601,11 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
         add(m.start(), span[1], span, title)
     for m in rules.role_latin.finditer(simp):
         if free(m.start(), m.end()) and _latin_ok(m.group("n"), rules):
-            add(m.start(), m.end(), m.span("n"), text[m.start("t"):m.end("t")])
+            end = m.end()
+            last = re.match(r" ([A-Z][a-z]{1,9})(?![A-Za-z])", simp[end:end + 11])
+            if last and last.group(1) in rules.latin_surnames:
+                end += last.end()  # PM: Kevin Zhang
+            add(m.start(), end, (m.start("n"), end), text[m.start("t"):m.end("t")])
 
     # Introduced full names: 对接人皇甫静, 全名邱雅婷, From: 聂文涛, 寄件者：Raymond Chan.
     for m in rules.intro.finditer(simp):
@@ -650,7 +654,8 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
     # 他们老板姓鲍 → 鲍 / 老板.
     for m in (rules.surname_only.finditer(simp) if "姓" in simp else ()):
         if free(m.start("s"), m.end()):
-            title = text[m.start("t"):m.end("t")] if m.group("t") else None
+            grp = "t" if m.group("t") else ("t2" if m.group("t2") else None)
+            title = text[m.start(grp):m.end(grp)] if grp else None
             add(m.start(), m.end(), m.span("s"), title)
 
     # Full name + bracket: 房立新（邯郸那家农机厂的采购经理）, 秦思雨（恒钢采购）.

@@ -64,6 +64,8 @@ def companies(text: str) -> list[str]:
     ("找机房主管钟离雪", [("钟离雪", "机房主管")]),
     # short forms of 处长/局长 before a clear follower; 何处, 全局 are words
     ("王局说下周来", [("王", "局")]),
+    ("客户那边是一个姓冷的主任在对接", [("冷", "主任")]),
+    ("PM：Kevin Zhang", [("Kevin Zhang", "PM")]),
     ("到底在何处，全局的规划还没定", []),
 ])
 def test_contacts_conventions(text: str, expected: list[tuple[str, str | None]]) -> None:
@@ -186,6 +188,10 @@ def test_intent_sets(text: str, expected: set[str]) -> None:
     ("客户问能不能便宜点", "neutral"),
     ("设备报警了，工单已派", "neutral"),
     ("超了预算就只能选别家", "neutral"),
+    ("客户对我们的服务赞不绝口", "positive"),
+    ("对方态度很差，直接挂了电话", "negative"),
+    ("他们对上次的延误很有意见", "negative"),
+    ("我今天很开心", "neutral"),
 ])
 def test_sentiment(text: str, expected: str) -> None:
     assert classify_sentiment(normalize(text)) == expected
