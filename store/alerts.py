@@ -57,8 +57,9 @@ def insert_new(session: Session, alert: AlertRecord) -> bool:
     else:
         return record(session, alert)
     values = {c.name: getattr(alert, c.name) for c in AlertRecord.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
-    result = session.execute(stmt.values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers report -1 for some inserts, which would read as True.
+    stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(AlertRecord.__table__.c.id)  # type: ignore[attr-defined]
+    return session.execute(stmt).first() is not None
 
 
 def existing_keys(session: Session, keys: Collection[str]) -> set[str]:

@@ -79,3 +79,17 @@ def test_run_all_reports_every_scan_and_survives_a_broken_one(world: World, monk
     assert counts["broken"] == -1 and set(counts) == {"broken"} | {n for n, _ in SCANS}
     assert counts["daily_todo"] == 0  # nothing on anyone's list yet
     assert run_all is scans.run_all and SHANGHAI is not None
+
+
+def test_alert_keys_are_recorded_once(world: World) -> None:
+    from store.alerts import insert_new, record
+
+    def row(key: str) -> AlertRecord:
+        at = sh(2026, 3, 10, 10, 0)
+        return AlertRecord(key=key, kind="k", member_id="zhangwei", deliver_at=at, created_at=at)
+
+    assert world.tx(lambda s: insert_new(s, row("a"))) is True
+    assert world.tx(lambda s: insert_new(s, row("a"))) is False
+    assert world.tx(lambda s: record(s, row("a"))) is False
+    assert world.tx(lambda s: record(s, row("b"))) is True
+    assert len(world.all(select(AlertRecord))) == 2
