@@ -120,3 +120,19 @@ def test_shipped_lexicons_build() -> None:
     assert classify_intents("下单") == ["sign_intent"]
     assert classify_sentiment("很满意") == "positive"
     assert extract_next_action("记得把合同带过去") == "把合同带过去"
+
+
+def test_industry_rules_reload_from_an_edited_copy(tmp_path: Path) -> None:
+    """The shipped build functions work with reloads: a cue added to a copy takes effect."""
+    from nlp.classify import _build_industry
+    from nlp.lexicon import lexicon_path
+
+    path = tmp_path / "industry.toml"
+    shipped = lexicon_path("industry").read_text(encoding="utf-8")
+    _write(path, shipped, 0)
+    clock = FakeClock()
+    lex = LexiconFile(path, _build_industry, clock=clock, interval=3.0)
+    assert "袜机" in lex.get().label_of and lex.get().label_of["袜机"] is None
+    _write(path, shipped.replace('"none" = [', '"纺织服装" = ["袜机"]\n"none" = [', 1), 5)
+    clock.now += 3.0
+    assert lex.get().label_of["袜机"] == "纺织服装"
