@@ -602,9 +602,9 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
     for m in rules.role_latin.finditer(simp):
         if free(m.start(), m.end()) and _latin_ok(m.group("n"), rules):
             end = m.end()
-            last = re.match(r" ([A-Z][a-z]{1,9})(?![A-Za-z])", simp[end:end + 11])
-            if last and last.group(1) in rules.latin_surnames:
-                end += last.end()  # PM: Kevin Zhang
+            surname_m = re.match(r" ([A-Z][a-z]{1,9})(?![A-Za-z])", simp[end:end + 11])
+            if surname_m and surname_m.group(1) in rules.latin_surnames:
+                end += surname_m.end()  # PM: Kevin Zhang
             add(m.start(), end, (m.start("n"), end), text[m.start("t"):m.end("t")])
 
     # Introduced full names: 对接人皇甫静, 全名邱雅婷, From: 聂文涛, 寄件者：Raymond Chan.
