@@ -601,6 +601,36 @@ SCANS: tuple[tuple[str, Scan], ...] = (
 """Every scan, in the order one tick runs them (the digests last, so they fold in the rest)."""
 
 
+SCAN_TITLES: dict[str, str] = {
+    "unaccepted": "超时未接受的线索（转派）",
+    "first_touch": "接受后未首通",
+    "stage_due": "商机阶段到期",
+    "next_contact": "约定的联系日期",
+    "stalled": "A类线索停滞",
+    "sign_intent": "签约意向未建商机",
+    "ticket_new": "非工作时间新建的工单",
+    "tickets": "工单 SLA 升级",
+    "daily_todo": "今日待办",
+    "weekly_risk": "每周风险报告",
+    "digests": "提醒汇总",
+}
+
+
+def parse_now(text: str) -> datetime:
+    """``--now`` for ``leadbot scan``: ISO 8601; without an offset it is Shanghai local time."""
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo is not None else value.replace(tzinfo=SHANGHAI)
+
+
+def describe(counts: dict[str, int], now: datetime) -> str:
+    """What ``leadbot scan`` prints: one line per scan, messages queued (or 失败)."""
+    lines = [f"扫描时间 {now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}（上海）"]
+    for name, count in counts.items():
+        shown = "失败，详见日志" if count < 0 else f"{count} 条消息"
+        lines.append(f"  {name:<13} {SCAN_TITLES.get(name, name)}：{shown}")
+    return "\n".join(lines)
+
+
 def run_scan(db: Database, name: str, scan: Scan, ctx: HandlerContext, now: datetime, enqueue: Enqueue,
              settings: ScanSettings = DEFAULT) -> int:
     """One scan in one transaction: its messages are queued and its alert keys committed together."""

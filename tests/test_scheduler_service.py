@@ -93,3 +93,16 @@ def test_alert_keys_are_recorded_once(world: World) -> None:
     assert world.tx(lambda s: record(s, row("a"))) is False
     assert world.tx(lambda s: record(s, row("b"))) is True
     assert len(world.all(select(AlertRecord))) == 2
+
+
+def test_scan_command_helpers() -> None:
+    from scheduler.scans import describe, parse_now
+
+    assert parse_now("2026-02-24T09:00") == sh(2026, 2, 24, 9, 0)
+    assert parse_now("2026-02-24T01:00:00+00:00") == sh(2026, 2, 24, 9, 0)
+    text = describe({"unaccepted": 3, "digests": -1}, sh(2026, 2, 24, 9, 0))
+    assert text.splitlines() == [
+        "扫描时间 2026-02-24 09:00（上海）",
+        "  unaccepted    超时未接受的线索（转派）：3 条消息",
+        "  digests       提醒汇总：失败，详见日志",
+    ]
