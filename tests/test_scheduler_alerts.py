@@ -244,3 +244,22 @@ def test_alert_cards_have_handles_for_their_buttons(world: World) -> None:
     handle = world.get(CardHandle, out.card_id)
     assert handle is not None and handle.member_id == "zhangwei"
     assert not world.all(select(AuditEvent).where(AuditEvent.actor == "zhangwei"))
+
+
+def test_spring_festival_holds_stalled_and_intent_alerts_until_the_first_working_morning(world: World) -> None:
+    lead = world.accepted_lead(sh(2026, 2, 12, 9, 0), tier="A", owner="lina", company="恒锐精密")
+    world.touch(lead.id, sh(2026, 2, 13, 10, 0), text="王总说节后签合同", fields={"intents": ["sign_intent"]}, member="lina")
+    other = world.accepted_lead(sh(2026, 2, 12, 9, 0), owner="zhangwei", company="海川传感")
+    world.touch(other.id, sh(2026, 2, 13, 17, 30), text="客户确认下单意向", fields={"intents": ["sign_intent"]})
+    seen: dict[str, list[tuple[object, Outgoing]]] = {"stalled": [], "sign_intent": []}
+    for day in range(13, 25):
+        for hour in (9, 12, 16, 20):
+            world.run(sh(2026, 2, day, hour, 0))
+            items = world.take()
+            for kind in seen:
+                seen[kind] += keyed(items, kind)
+    # The make-up Saturday is a working day: the Friday-morning intent is prompted then.
+    intents = sorted(((w, o.member_id) for w, o in seen["sign_intent"]), key=lambda x: x[0])  # type: ignore[arg-type,return-value]
+    assert intents == [(sh(2026, 2, 14, 12, 0), "lina"), (sh(2026, 2, 24, 9, 0), "zhangwei")]
+    # 48 h after Friday 10:00 is Sunday 10:00, inside the holiday: the manager hears on 02-24.
+    assert [(w, o.member_id) for w, o in seen["stalled"]] == [(sh(2026, 2, 24, 9, 0), "chenjing")]
