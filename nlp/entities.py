@@ -236,7 +236,7 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         brands=re.compile(brand_re),
         # Tried only right after a place name found by the places table (宁波|恒锂新能源, 佛山|顺德美瑞家电).
         placed=re.compile(
-            f"(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:{legal})?|(?:{legal}))"),
+            f"(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:(?:{placed_ch}){{0,8}}?(?:{legal}))?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
         standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
                               f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
@@ -855,5 +855,9 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
         if any(name in other for _, other in cands if other != name and other not in ours):
             continue
         if all(name != o for _, o in out):
-            out.append((pos, name))
+            if out and out[-1][0] + len(out[-1][1]) == pos:
+                # 中石化 + 镇海炼化分公司 written together are one name.
+                out[-1] = (out[-1][0], out[-1][1] + name)
+            else:
+                out.append((pos, name))
     return [n for _, n in out]

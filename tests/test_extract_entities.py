@@ -106,6 +106,10 @@ def test_contacts_sides_and_exclusions(text: str, expected: list[tuple[str, str 
     ("柳州同心医院的设备科来电", ["柳州同心医院"]),
     ("天津港的码头运营公司想了解岸桥系统", []),
     ("佛山顺德美瑞家电的品质部来电", ["佛山顺德美瑞家电"]),
+    ("今天去了苏州汇博机器人技术有限公司", ["苏州汇博机器人技术有限公司"]),
+    ("深圳市腾达精密五金制品有限公司发来询价", ["深圳市腾达精密五金制品有限公司"]),
+    ("跟中石化镇海炼化分公司的人吃饭", ["中石化镇海炼化分公司"]),
+    ("给美的做配套的厂", []),
 ])
 def test_companies(text: str, expected: list[str]) -> None:
     assert companies(text) == expected
