@@ -27,6 +27,11 @@ def _alt(words: Sequence[str]) -> str:
     return word_alternation(list(words))
 
 
+def _first_chars(words: list[str]) -> str:
+    """A lookahead on the first characters of ``words``: ``re`` then skips other positions in C."""
+    return "(?=[" + "".join(sorted({re.escape(w[0]) for w in words if w})) + "])"
+
+
 def _regex_alt(patterns: list[str]) -> str:
     return "|".join(f"(?:{p})" for p in patterns)
 
@@ -46,7 +51,7 @@ def _build_typos(data: dict[str, Any]) -> Typos:
     for k, v in rewrite.items():
         if len(k) != len(v):
             raise ValueError(f"typo rule {k!r} → {v!r} changes the length")
-    return Typos(re.compile(_alt(list(rewrite))) if rewrite else None, rewrite)
+    return Typos(re.compile(_first_chars(list(rewrite)) + _alt(list(rewrite))) if rewrite else None, rewrite)
 
 
 _TYPOS: LexiconFile[Typos] = LexiconFile(lexicon_path("typos"), _build_typos)
@@ -91,7 +96,7 @@ def _build_industry(data: dict[str, Any]) -> IndustryRules:
         for cue in as_list(cues):
             label_of.setdefault(cue, None if label == "none" else label)
     cues = sorted(label_of, key=len, reverse=True)
-    return IndustryRules(re.compile("|".join(_cue_re(c) for c in cues)), label_of)
+    return IndustryRules(re.compile(_first_chars(cues) + "(?:" + "|".join(_cue_re(c) for c in cues) + ")"), label_of)
 
 
 _INDUSTRY: LexiconFile[IndustryRules] = LexiconFile(lexicon_path("industry"), _build_industry)

@@ -675,7 +675,7 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
                         comp = _bracket_company(bm.group("b"), crules, rules)
                         if title is not None or comp is not None:
                             if comp:
-                                companies.append((b0 + 1, text[b0 + 1:b0 + 1 + len(comp)] if False else comp))
+                                companies.append((b0 + 1, comp))
                             add(st, b0, span, title)
                     break
             continue
