@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from cards.model import Card, CardAction, CardField
-from cards.wecom import MAX_TEXT_BYTES, render_markdown, render_plain, render_template_card, replace_name
+from cards.wecom import (
+    MAX_TEXT_BYTES,
+    render_markdown,
+    render_plain,
+    render_template_card,
+    replace_name,
+)
 from handlers.actions import ActionKey, BadAction
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from handlers.context import FakeClock
 
 
 def _clock() -> FakeClock:
-    return FakeClock(datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
 
 
 class Issuer:
