@@ -229,11 +229,14 @@ _OBJECT_NOUN = re.compile(r"(?:合同|版|报价单?|资料|方案|图纸|单子
 # Speech verbs: what follows is the customer's words, often an instruction to us (说下周二前报个价).
 _SAID = re.compile(r"(?:说(?![明法服话])|(?<![电笑])话|讲(?![座究解]))")
 # The customer does it, or it comes to us: not our action.
-_TOWARDS_US = re.compile(r"来我们(?:公司|厂|这边|工厂|展厅|办事处)|到我们(?:公司|厂|这边)|拜年|过年好|快乐|发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|给你|发你|告诉你|答复你|通知你")
-# Things that come to us when the customer says them (节后第一天把订单发过来).
+_TOWARDS_US = re.compile(r"来我们(?:公司|厂|这边|工厂|展厅|办事处)|到我们(?:公司|厂|这边)|拜年|过年好|快乐|"
+                         r"发我们|给我们|寄给我们|发给我们|打过来|付款|付清|回款|发我(?!一份)|我们会|"
+                         r"给你|发你|告诉你|答复你|通知你")
+# What happens to our goods is our to-do (我们的二十台流量计下周五之前发货).
 _OUR_GOODS = re.compile(r"(?<!问)我们的[^，,。！!？?\s能吗]{1,12}?(?:要|会|将|得)?在?(?:" + _DATE + r")*(?:发货|进场|安装|交付|送到|到货|上线|调试|交货)")
 _LEAD_RE = re.compile(f"(?:{_DATE}|\\s|要|先|再)*")
 _DATES_LEAD_RE = re.compile(f"(?:{_DATE}|\\s)*")
+# Things that come to us when the customer says them (节后第一天把订单发过来).
 _INCOMING = re.compile(r"发过来|寄过来|打过来|传过来|送过来")
 # An object-first clause that sends something (license报价明天之前发他).
 _SEND_TO_THEM = re.compile(r"(?:发|寄|给|交|送)(?:他|她|您|过去|给他|给她|到)")

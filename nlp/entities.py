@@ -134,25 +134,34 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
     titles_re = f"{stacked}|{_alt(role_titles + attached_titles)}"
     latin_names = as_list(data["latin_names"])
     given = f"[{_CJK}]{{0,2}}"
+    latin_roles = as_list(data.get("latin_role_titles"))
+    prefix_titles = as_list(data["latin_prefix_titles"])
+    attached_re = _alt(attached_titles + cores + generated + as_list(data.get("short_titles")))
+    roles_re = _alt(role_titles + latin_roles)
+    role_starts = _starts(role_titles + latin_roles + as_list(data.get("role_departments")))
     sep = r"[ \u3000]*(?:[｜|·•/,，]|\s)[ \u3000]*"
     return PeopleRules(
         surnames=surnames,
         compounds=compounds,
-        attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{_alt(attached_titles + cores + generated + as_list(data.get('short_titles')))})"),
-        full_titled=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
-        role=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')) + as_list(data.get('role_departments')))}(?P<t>{stacked}|{_alt(role_titles + as_list(data.get('latin_role_titles')))})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
-        role_latin=re.compile(f"{_starts(role_titles + as_list(data.get('latin_role_titles')))}(?P<t>{_alt(role_titles + as_list(data.get('latin_role_titles')))})[ \u3000]?[:：]?[ \u3000]?"
+        attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{attached_re})"),
+        full_titled=re.compile(
+            f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
+        role=re.compile(f"{role_starts}(?P<t>{stacked}|{roles_re})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))"
+                        f"(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
+        role_latin=re.compile(f"{_starts(role_titles + latin_roles)}(?P<t>{roles_re})[ \u3000]?[:：]?[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
-        surname_only=re.compile(f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?P<t2>{_alt(role_titles)}))?"),
+        surname_only=re.compile(
+            f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?P<t2>{_alt(role_titles)}))?"),
         title_end=re.compile(f"(?:{titles_re})$"),
         intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
         familiar=re.compile(f"(?P<f>[老小])(?P<s>{surname_re})"),
         latin=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{1,11})(?: (?P<l>[A-Z][a-z]{1,9}))?(?![A-Za-z])"),
-        latin_prefix=re.compile(f"{_starts(as_list(data['latin_prefix_titles']))}(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ \u3000]*(?P<s>{surname_re})"),
-        latin_prefix_latin=re.compile(f"(?P<t>{_alt(as_list(data['latin_prefix_titles']))})[ ]?(?P<n>[A-Z][a-z]{{1,11}})(?![A-Za-z])"),
+        latin_prefix=re.compile(f"{_starts(prefix_titles)}(?P<t>{_alt(prefix_titles)})[ \u3000]*(?P<s>{surname_re})"),
+        latin_prefix_latin=re.compile(f"(?P<t>{_alt(prefix_titles)})[ ]?(?P<n>[A-Z][a-z]{{1,11}})(?![A-Za-z])"),
         correction=re.compile(f"(?:{_alt(as_list(data['correction_markers']))})(?P<n>[{_CJK}A-Za-z]{{2,12}})"),
-        line_person=re.compile(f"(?m)^[ \u3000]*(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?[ \u3000]+)?(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}})"
+        line_person=re.compile(f"(?m)^[ \u3000]*(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?[ \u3000]+)?"
+                               f"(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}})"
                                f"(?:{sep}(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?|(?P<t>{titles_re}|{_LATIN_TITLE})))*[ \u3000]*$"),
         line_latin=re.compile(r"(?m)^[ \u3000]*(?P<n>[A-Z][a-z]{1,11} [A-Z][a-z]{1,11})[ \u3000]*$"),
         title_at_start=re.compile(f"^[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*[,，｜|·]"),
@@ -639,7 +648,6 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
             continue
         if not _attached_ok(simp, m.group("s"), m.group("t"), m.start(), m.end(), rules):
             continue
-        # Prefer 王总 over 王X总 when X is not a plausible given-name character.
         add(m.start(), m.end(), (m.start(), m.start("t")), text[m.start("t"):m.end("t")])
 
     # Surname + title: 潘总, 诸葛董, 卓sir, 黎生, 鄭主任.
