@@ -211,7 +211,7 @@ _DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明朝|明日|今�
          r"初[一二三四五六七八九十]|\d{1,2}月\d{1,2}[日号]?|\d{1,2}[日号]|"
          r"[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}[日号]|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份|上旬|中旬|下旬|初|底)?|"
          r"上旬|中旬|下旬|上午|下午|晚上|早上|中午|一早|一上班|上班前|上班后|上班|开工后|\d{1,2}[点:：]\d{0,2}半?|[一二三四五六七八九十]{1,3}点半?|"
-         r"[一二三四五六七八九十两\d]{1,2}(?:天|周|个工作日)(?:之内|内)|趁[^，,。]{1,8}?(?:的时候|那几天|期间))"
+         r"[一二三四五六七八九十两\d]{1,2}(?:天|周|个工作日)(?:之内|内)|趁[^，,。]{1,8}?(?:的时候|那几天|期间|窗口|机会|空档))"
          r"(?:之前|以前|前|之内|内|后|的时候)?)")
 _DATE_RE = re.compile(_DATE)
 _CLAUSE_END = re.compile(r"[，,。！!？?；;\n“”\"]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
@@ -378,6 +378,9 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
             pos = end + 1
     # 下周我再去拜访一次, 下下周三我们带技术过去, 明天我过去续签借用单.
     for m in rules.self_verbs.finditer(prepared):
+        clause_end = _clause_end(prepared, m.end())
+        if "已" in prepared[m.start():m.end()] or prepared[m.end():clause_end].rstrip().endswith("了"):
+            continue  # 我已经把报价发过去了: done, not to do
         verb_at = m.start() + 1
         while verb_at < m.end() and prepared[verb_at] in "们":
             verb_at += 1

@@ -215,6 +215,9 @@ def test_sentiment(text: str, expected: str) -> None:
     ("王经理问能不能月底前交货", "交货"),
     ("客户嫌交期太长，需要我们协调生产", "协调生产"),
     ("QA总监说8月份之前必须完成改造", None),
+    ("让我们趁这个窗口把旧的PLC柜换掉", "把旧的PLC柜换掉"),
+    ("样机测试通过了，我这边先把正式报价单做好", "把正式报价单做好"),
+    ("我已经把报价发过去了", None),
 ])
 def test_next_action(text: str, expected: str | None) -> None:
     assert extract_next_action(normalize(text)) == expected
