@@ -452,7 +452,7 @@ class DingTalkAdapter:
         """Send one outbox row: text (sessionWebhook or robot API), card, or card update."""
         wait = self.limiter.delay_for(msg.recipient)
         if wait:
-            raise DeliveryError("per-user rate limit / 单用户发送频率限制", retry_after=wait)
+            raise DeliveryError("per-user rate limit / 单用户发送频率限制", retry_after=wait, deferred=True)
         text = str(json.loads(msg.payload).get("text", ""))
         try:
             if card is not None and msg.card_id and msg.kind == "card_update" and await self._was_sent(msg.card_id, handle):

@@ -627,7 +627,7 @@ class FeishuAdapter:
             return Delivered(platform_handle=self._message_ids.get(msg.card_id or ""))
         wait = self.limiter.delay_for(msg.recipient)
         if wait:
-            raise DeliveryError("per-user rate limit / 单用户发送频率限制", retry_after=wait)
+            raise DeliveryError("per-user rate limit / 单用户发送频率限制", retry_after=wait, deferred=True)
         text = json.loads(msg.payload).get("text", "")
         try:
             if msg.kind == "card_update" and card is not None and msg.card_id:

@@ -81,11 +81,13 @@ def _record_batch(session: Session, batch: list[_Pending], is_sqlite: bool) -> l
 class DeliveryError(Exception):
     """A send that failed. ``retry_after`` overrides the backoff; ``permanent`` skips retries."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False, deferred: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.permanent = permanent
+        # Our own rate limiter said "not yet": nothing was attempted, so it is not a try.
+        self.deferred = deferred
 
 
 @dataclass(frozen=True)
@@ -350,11 +352,17 @@ class Gateway:
         now = self.ctx.clock.now()
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else outbox.backoff(msg.attempts + 1, jitter=self._rng.random())
         attempts = MAX_DELIVERY_ATTEMPTS if not exc.permanent else msg.attempts + 1
-        log.warning("delivery of outbox %s to %s failed: %s", msg.id, msg.platform, exc.reason)
+        if not exc.deferred:
+            log.warning("delivery of outbox %s to %s failed: %s", msg.id, msg.platform, exc.reason)
 
         def fail(session: Session) -> None:
             row = session.get(OutboxMessage, msg.id)
-            if row is not None:
+            if row is None:
+                return
+            if exc.deferred:
+                row.next_attempt_at = now + delay
+                session.add(row)
+            else:
                 outbox.mark_retry(session, row, exc.reason, now + delay, max_attempts=attempts)
 
         await self.db.run(fail)

@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -234,13 +233,6 @@ def _short_key(*parts: str) -> str:
     return f"{parts[0]}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-class _Replays(ReplayCache):
-    """The replay cache, plus forgetting a request whose storing failed (so its retry is taken)."""
-
-    def forget(self, key: Hashable) -> None:
-        self._seen.pop(key, None)
-
-
 @dataclass(frozen=True)
 class Parsed:
     """A decrypted callback, normalised: its inbox key and event (None: ack and drop)."""
@@ -418,7 +410,7 @@ class WeComAdapter:
         self.clock = ctx.clock
         self.crypto = MessageCrypto(cfg.token, cfg.encoding_aes_key, cfg.corp_id)
         self.api = WeComApi(cfg, ctx.clock, session)
-        self.replays = _Replays(ttl_s=2 * cfg.freshness_s, max_items=200_000)
+        self.replays = ReplayCache(ttl_s=2 * cfg.freshness_s, max_items=200_000)
         self.limiter = MultiLimiter([
             RateLimiter(cfg.per_member_per_minute, 60, ctx.clock),
             RateLimiter(cfg.per_member_per_hour, 3600, ctx.clock),
@@ -524,7 +516,7 @@ class WeComAdapter:
     async def _send(self, msg: OutboxMessage, body: dict[str, Any]) -> dict[str, Any]:
         wait = self.limiter.delay_for(msg.recipient)
         if wait > 0:
-            raise DeliveryError(f"per-member rate limit ({self.cfg.per_member_per_minute}/min)", retry_after=wait + 0.5)
+            raise DeliveryError(f"per-member rate limit ({self.cfg.per_member_per_minute}/min)", retry_after=wait + 0.5, deferred=True)
         return await self.api.send(body)
 
     async def _send_card(self, msg: OutboxMessage, card: Card, card_id: str, generation: int) -> Delivered:
