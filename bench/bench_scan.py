@@ -22,21 +22,21 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlalchemy import text
+from sqlmodel import Session
 
-from handlers.assignment import AssignmentRules  # noqa: E402
-from handlers.context import FakeClock, HandlerContext, Outgoing  # noqa: E402
-from nlp.calendar import SHANGHAI  # noqa: E402
-from scheduler.config import ScanSettings  # noqa: E402
-from scheduler.scans import SCANS, run_all, run_scan  # noqa: E402
-from store.db import Database, upgrade  # noqa: E402
-from store.models import Member, Region  # noqa: E402
+from handlers.assignment import AssignmentRules
+from handlers.context import FakeClock, HandlerContext, Outgoing
+from nlp.calendar import SHANGHAI
+from scheduler.config import ScanSettings
+from scheduler.scans import SCANS, run_all, run_scan
+from store.db import Database, upgrade
+from store.models import Member, Region
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI)
 REPS = [f"rep{i:02d}" for i in range(40)]
@@ -44,7 +44,7 @@ REPS = [f"rep{i:02d}" for i in range(40)]
 
 def _utc(ts: datetime) -> str:
     # SQLAlchemy's SQLite text format (always with microseconds): SQLite compares these as text.
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def seed(db: Database, n: int, extra_indexes: bool) -> None:
@@ -98,7 +98,7 @@ def use_indexed_capacity_count() -> None:
 
     from sqlalchemy import func, select
 
-    import handlers.leads as leads
+    from handlers import leads
     from handlers.assignment import OrgSnapshot, Rep
     from handlers.assignment import Region as EngineRegion
     from store.models import Lead, Opportunity

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from cards.model import Card, CardAction, card_from_dict, card_to_dict
 from handlers.actions import ActionKey
@@ -183,7 +183,7 @@ def delivery_plan(session: Session, ctx: HandlerContext, outgoing: list[Outgoing
 
         for i in range(0, len(keys), 500):
             rows = session.execute(
-                select(AlertRecord.key, AlertRecord.deliver_at).where(AlertRecord.key.in_(keys[i : i + 500]))
+                select(col(AlertRecord.key), col(AlertRecord.deliver_at)).where(col(AlertRecord.key).in_(keys[i : i + 500]))
             ).all()
             when_by_key.update({k: at for k, at in rows})
     for o in outgoing:
@@ -284,7 +284,7 @@ def on_quick_opportunity(session: Session, member: Member, key: ActionKey, ctx: 
     assert lead.id is not None
     from sqlalchemy import select
 
-    existing = session.execute(select(Opportunity).where(Opportunity.lead_id == lead.id)).scalars().first()
+    existing = session.execute(select(Opportunity).where(col(Opportunity.lead_id) == lead.id)).scalars().first()
     if existing is None:
         existing = Opportunity(
             customer_id=lead.customer_id, lead_id=lead.id, owner_id=member.id, name=lead.company,

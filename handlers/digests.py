@@ -19,9 +19,9 @@ def fmt_money(fen: int | None) -> str:
         return ""
     yuan = Decimal(fen) / 100
     if yuan >= 10000:
-        wan = (yuan / 10000).quantize(Decimal("1") if yuan >= 100000 else Decimal("0.1"))
+        wan = (yuan / 10000).quantize(Decimal(1) if yuan >= 100000 else Decimal("0.1"))
         return f"约{wan.normalize():f}万"
-    return f"约{yuan.quantize(Decimal('1')):f}元"
+    return f"约{yuan.quantize(Decimal(1)):f}元"
 
 
 @dataclass(frozen=True)

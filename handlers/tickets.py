@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from cards.model import Card, CardAction, CardField, card_from_dict, card_to_dict
 from handlers.actions import ActionKey
@@ -65,7 +65,7 @@ class TicketPolicy:
     wall_clock_priorities: tuple[str, ...] = ("P0",)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "TicketPolicy":
+    def from_mapping(cls, data: Mapping[str, Any]) -> TicketPolicy:
         """From ``{owner, supervisor, vp, steps=[{when, hours, to}], wall_clock_priorities}``."""
         steps = tuple(
             EscalationStep(str(s["when"]), float(s["hours"]), str(s["to"])) for s in data.get("steps", ())
@@ -196,7 +196,7 @@ def announce(session: Session, ticket: Ticket, now: datetime, deliver_at: dateti
     """
     assert ticket.id is not None
     handle = session.execute(
-        select(CardHandle).where(CardHandle.subject == f"ticket:{ticket.id}").order_by(CardHandle.created_at)
+        select(CardHandle).where(col(CardHandle.subject) == f"ticket:{ticket.id}").order_by(col(CardHandle.created_at))
     ).scalars().first()
     if handle is None or not ticket.owner_id:
         return None
@@ -295,8 +295,8 @@ def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: T
     while True:
         stmt = (
             select(Ticket)
-            .where(Ticket.sla_due_at <= now, Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.sla_due_at, Ticket.id)
+            .where(col(Ticket.sla_due_at) <= now, col(Ticket.status).in_(OPEN_STATUSES))
+            .order_by(col(Ticket.sla_due_at), col(Ticket.id))
             .limit(batch)
         )
         if skip_locked(session):

@@ -33,7 +33,7 @@ class ScanSettings:
     tickets: TicketPolicy = field(default_factory=TicketPolicy)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> "ScanSettings":
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> ScanSettings:
         """Settings from the ``[scheduler]`` table; unknown keys raise ``ValueError`` naming them.
 
         Keys: the field names above, plus ``daily_cap``, ``min_spacing_minutes``,

@@ -31,21 +31,39 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from cards.model import Card, CardAction, CardField
 from handlers import alerts as alerting
 from handlers.actions import ActionKey
 from handlers.alerts import Alert, alert_card_id
 from handlers.context import HandlerContext, Outgoing
-from handlers.digests import RiskFigures, TodoItem, digest_card, fmt_money, rank_todo, todo_card, weekly_card
+from handlers.digests import (
+    RiskFigures,
+    TodoItem,
+    digest_card,
+    fmt_money,
+    rank_todo,
+    todo_card,
+    weekly_card,
+)
 from handlers.leads import assign, audit, close_card
 from handlers.tickets import announce, escalate_due
 from nlp.calendar import SHANGHAI
 from scheduler.config import ScanSettings
 from store import alerts as ledger
 from store.db import Database
-from store.models import AuditEvent, CardHandle, Customer, FollowUp, Lead, Member, Opportunity, Region, Ticket
+from store.models import (
+    AuditEvent,
+    CardHandle,
+    Customer,
+    FollowUp,
+    Lead,
+    Member,
+    Opportunity,
+    Region,
+    Ticket,
+)
 from store.models_schedule import AlertRecord, ScanState
 
 log = logging.getLogger("leadbot.scheduler")
@@ -113,22 +131,22 @@ def _watermark(
         rows = list(session.execute(
             select(model).where(bound, column <= upper, *where).order_by(column, ident).limit(batch)
         ).scalars())
-        yield from (r for r in rows if (getattr(r, key), r.id) > (at, row_id))  # type: ignore[attr-defined]
+        yield from (r for r in rows if (getattr(r, key), r.id) > (at, row_id))
         if len(rows) < batch:
             return
         last = rows[-1]
         if getattr(last, key) != at:
-            at, row_id, strict = getattr(last, key), last.id, False  # type: ignore[attr-defined]
+            at, row_id, strict = getattr(last, key), last.id, False
             continue
         # A whole batch shares the cursor's timestamp: page through that instant by id.
-        row_id = last.id  # type: ignore[attr-defined]
+        row_id = last.id
         while True:
             same = list(session.execute(
                 select(model).where(column == at, *where, ident > row_id).order_by(ident).limit(batch)
             ).scalars())
             yield from same
             if same:
-                row_id = same[-1].id  # type: ignore[attr-defined]
+                row_id = same[-1].id
             if len(same) < batch:
                 break
         strict = True
@@ -149,8 +167,8 @@ def scan_unaccepted(session: Session, ctx: HandlerContext, now: datetime, settin
     while True:
         stmt = (
             select(Lead)
-            .where(Lead.status == "assigned", Lead.accept_due_at <= now)
-            .order_by(Lead.accept_due_at, Lead.id)
+            .where(col(Lead.status) == "assigned", col(Lead.accept_due_at) <= now)
+            .order_by(col(Lead.accept_due_at), col(Lead.id))
             .limit(settings.batch)
         )
         if ledger.skip_locked(session):
@@ -159,9 +177,9 @@ def scan_unaccepted(session: Session, ctx: HandlerContext, now: datetime, settin
         for lead in rows:
             assert lead.id is not None and lead.accept_due_at is not None
             first, due = lead.owner_id or "", lead.accept_due_at
-            had = set(session.execute(select(CardHandle.member_id).where(CardHandle.subject == f"lead:{lead.id}")).scalars())
+            had = set(session.execute(select(col(CardHandle.member_id)).where(col(CardHandle.subject) == f"lead:{lead.id}")).scalars())
             for handle in session.execute(
-                select(CardHandle).where(CardHandle.subject == f"lead:{lead.id}", CardHandle.state == "open")
+                select(CardHandle).where(col(CardHandle.subject) == f"lead:{lead.id}", col(CardHandle.state) == "open")
             ).scalars():
                 out.append(close_card(session, handle, f"已转派 · 超过接受时限 · {_local(now)}", now, f"reassign:{lead.id}:{handle.card_id}"))
             audit(session, "lead", lead.id, "rule:accept-timeout", "accept_timeout", f"{first} 在 {_local(due)} 前未接受", now)
@@ -206,7 +224,7 @@ def scan_first_touch(session: Session, ctx: HandlerContext, now: datetime, setti
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
     for lead in _watermark(
-        session, state, Lead, Lead.accepted_at, now - timedelta(hours=hours), (),
+        session, state, Lead, col(Lead.accepted_at), now - timedelta(hours=hours), (),
         settings.batch, now - settings.lookback,
     ):
         assert lead.id is not None and lead.accepted_at is not None
@@ -236,7 +254,7 @@ def scan_stage_due(session: Session, ctx: HandlerContext, now: datetime, setting
         return []
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
-    for opp in _watermark(session, state, Opportunity, Opportunity.stage_due_at, now,
+    for opp in _watermark(session, state, Opportunity, col(Opportunity.stage_due_at), now,
                           (), settings.batch, now - settings.lookback):
         assert opp.id is not None and opp.stage_due_at is not None
         last = (opp.stage_due_at, opp.id)
@@ -275,8 +293,8 @@ def scan_stalled(session: Session, ctx: HandlerContext, now: datetime, settings:
     by_owner: dict[str, list[Lead]] = defaultdict(list)
     last: tuple[datetime, int] | None = None
     for lead in _watermark(
-        session, state, Lead, Lead.last_interaction_at, threshold,
-        (Lead.status == "accepted", Lead.tier.in_(settings.stalled_tiers)),  # type: ignore[attr-defined]
+        session, state, Lead, col(Lead.last_interaction_at), threshold,
+        (col(Lead.status) == "accepted", col(Lead.tier).in_(settings.stalled_tiers)),
         settings.batch, threshold - settings.lookback,
     ):
         assert lead.id is not None and lead.last_interaction_at is not None
@@ -330,8 +348,8 @@ def scan_sign_intent(session: Session, ctx: HandlerContext, now: datetime, setti
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
     upper = now - timedelta(hours=settings.intent_hours)
-    for follow in _watermark(session, state, FollowUp, FollowUp.created_at, upper,
-                             (FollowUp.fields_json.contains("sign_intent"),), settings.batch, upper - settings.lookback):  # type: ignore[attr-defined]
+    for follow in _watermark(session, state, FollowUp, col(FollowUp.created_at), upper,
+                             (col(FollowUp.fields_json).contains("sign_intent"),), settings.batch, upper - settings.lookback):
         assert follow.id is not None
         last = (follow.created_at, follow.id)
         if "sign_intent" not in _intents(follow.fields_json) or follow.lead_id is None:
@@ -340,8 +358,8 @@ def scan_sign_intent(session: Session, ctx: HandlerContext, now: datetime, setti
         if lead is None or lead.status == "invalid":
             continue
         has_opp = session.execute(
-            select(Opportunity.id).where(or_(Opportunity.lead_id == lead.id,
-                                             and_(Opportunity.customer_id.is_not(None), Opportunity.customer_id == lead.customer_id)))  # type: ignore[union-attr]
+            select(col(Opportunity.id)).where(or_(col(Opportunity.lead_id) == lead.id,
+                                             and_(col(Opportunity.customer_id).is_not(None), col(Opportunity.customer_id) == lead.customer_id)))
         ).first()
         if has_opp:
             continue
@@ -373,7 +391,7 @@ def _contacts_due(session: Session, after: date, today: date) -> dict[str, dict[
     """Per rep: company → agreed date, for dates in ``(after, today]``."""
     due: dict[str, dict[str, date]] = defaultdict(dict)
     for follow in session.execute(
-        select(FollowUp).where(FollowUp.next_contact_on > after, FollowUp.next_contact_on <= today, FollowUp.status == "confirmed")
+        select(FollowUp).where(col(FollowUp.next_contact_on) > after, col(FollowUp.next_contact_on) <= today, col(FollowUp.status) == "confirmed")
     ).scalars():
         assert follow.next_contact_on is not None
         lead = session.get(Lead, follow.lead_id) if follow.lead_id else None
@@ -381,7 +399,7 @@ def _contacts_due(session: Session, after: date, today: date) -> dict[str, dict[
         name = (customer.name if customer else None) or (lead.company if lead else None) or follow.text[:20]
         due[follow.member_id][name] = follow.next_contact_on
     for customer in session.execute(
-        select(Customer).where(Customer.next_contact_on > after, Customer.next_contact_on <= today, Customer.owner_id.is_not(None))  # type: ignore[union-attr]
+        select(Customer).where(col(Customer.next_contact_on) > after, col(Customer.next_contact_on) <= today, col(Customer.owner_id).is_not(None))
     ).scalars():
         assert customer.owner_id is not None and customer.next_contact_on is not None
         due[customer.owner_id].setdefault(customer.name, customer.next_contact_on)
@@ -416,25 +434,25 @@ def scan_next_contact(session: Session, ctx: HandlerContext, now: datetime, sett
 def _todo_items(session: Session, rep: Member, now: datetime, today: date, settings: ScanSettings) -> tuple[list[TodoItem], list[AlertRecord]]:
     items: list[TodoItem] = []
     end_of_day = datetime.combine(today + timedelta(days=1), time(0, 0), SHANGHAI)
-    for lead in session.execute(select(Lead).where(Lead.owner_id == rep.id, Lead.status == "assigned")).scalars():
+    for lead in session.execute(select(Lead).where(col(Lead.owner_id) == rep.id, col(Lead.status) == "assigned")).scalars():
         money = fmt_money(lead.budget_fen)
         items.append(TodoItem(f"接受或转派新线索 #{lead.id} {lead.company}",
                               f"线索将被转派{('，可能错过' + money + '预算') if money else ''}", lead.budget_fen or 0, 2))
     stalled_before = now - timedelta(hours=settings.stalled_hours)
     for lead in session.execute(
-        select(Lead).where(Lead.owner_id == rep.id, Lead.status == "accepted", Lead.last_interaction_at <= stalled_before).limit(50)
+        select(Lead).where(col(Lead.owner_id) == rep.id, col(Lead.status) == "accepted", col(Lead.last_interaction_at) <= stalled_before).limit(50)
     ).scalars():
         never = lead.accepted_at is not None and lead.last_interaction_at is not None and lead.last_interaction_at <= lead.accepted_at
         money = fmt_money(lead.budget_fen)
         items.append(TodoItem(("首次联系" if never else "回访") + f" #{lead.id} {lead.company}",
                               f"客户可能转向同行{('，约' + money[1:] + '预算') if money else ''}", lead.budget_fen or 0, 1))
     for opp in session.execute(
-        select(Opportunity).where(Opportunity.owner_id == rep.id, Opportunity.stage_due_at <= end_of_day).limit(50)
+        select(Opportunity).where(col(Opportunity.owner_id) == rep.id, col(Opportunity.stage_due_at) <= end_of_day).limit(50)
     ).scalars():
         money = fmt_money(opp.amount_fen)
         items.append(TodoItem(f"推进商机「{opp.name}」（{opp.stage}）",
                               f"丢失{money}商机" if money else "商机推进延后", opp.amount_fen or 0, 3))
-    for name, d in _contacts_due(session, today - timedelta(days=1), today).get(rep.id, {}).items():
+    for name in _contacts_due(session, today - timedelta(days=1), today).get(rep.id, {}):
         items.append(TodoItem(f"联系 {name}（约定今天）", "错过与客户约好的时间", 0, 2))
     rolled = ledger.waiting_digest(session, rep.id)
     for rec in rolled:
@@ -456,7 +474,7 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
         return []
     ledger.advance_day(session, state, today, now)
     batch: list[Alert] = []
-    reps = session.execute(select(Member).where(Member.role == "rep", Member.active.is_(True)).order_by(Member.id)).scalars()
+    reps = session.execute(select(Member).where(col(Member.role) == "rep", col(Member.active).is_(True)).order_by(col(Member.id))).scalars()
     for rep in reps:
         items, rolled = _todo_items(session, rep, now, today, settings)
         if not items:
@@ -473,29 +491,29 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
 
 def _region_figures(session: Session, region: Region, now: datetime, settings: ScanSettings) -> RiskFigures:
     since = now - timedelta(days=7)
-    reps = list(session.execute(select(Member.id).where(Member.region == region.name)).scalars())
-    created = list(session.execute(select(Lead).where(Lead.region == region.name, Lead.created_at >= since, Lead.created_at < now)).scalars())
+    reps = list(session.execute(select(col(Member.id)).where(col(Member.region) == region.name)).scalars())
+    created = list(session.execute(select(Lead).where(col(Lead.region) == region.name, col(Lead.created_at) >= since, col(Lead.created_at) < now)).scalars())
     black = sum(
         1 for l in created
         if l.status in ("assigned", "unassigned")
         or (l.status == "accepted" and (l.last_interaction_at is None or (l.accepted_at is not None and l.last_interaction_at <= l.accepted_at)))
     )
     timeouts = session.execute(
-        select(func.count()).select_from(AuditEvent).join(Lead, and_(AuditEvent.entity == "lead", AuditEvent.entity_id == Lead.id))
-        .where(AuditEvent.action == "accept_timeout", AuditEvent.at >= since, Lead.region == region.name)
+        select(func.count()).select_from(AuditEvent).join(Lead, and_(col(AuditEvent.entity) == "lead", col(AuditEvent.entity_id) == col(Lead.id)))
+        .where(col(AuditEvent.action) == "accept_timeout", col(AuditEvent.at) >= since, col(Lead.region) == region.name)
     ).scalar_one()
     first_touch = session.execute(
         select(func.count()).select_from(AlertRecord)
-        .where(AlertRecord.kind == "first_touch", AlertRecord.created_at >= since, AlertRecord.member_id.in_(reps))  # type: ignore[attr-defined]
+        .where(col(AlertRecord.kind) == "first_touch", col(AlertRecord.created_at) >= since, col(AlertRecord.member_id).in_(reps))
     ).scalar_one() if reps else 0
     stalled_count, stalled_amount = session.execute(
-        select(func.count(), func.coalesce(func.sum(Opportunity.amount_fen), 0))
-        .where(Opportunity.stage_due_at < now, Opportunity.owner_id.in_(reps))  # type: ignore[union-attr]
+        select(func.count(), func.coalesce(func.sum(col(Opportunity.amount_fen)), 0))
+        .where(col(Opportunity.stage_due_at) < now, col(Opportunity.owner_id).in_(reps))
     ).one() if reps else (0, 0)
     tickets = dict(
         session.execute(
-            select(Ticket.priority, func.count()).where(Ticket.status.not_in(("resolved", "closed")), Ticket.owner_id.in_(reps))  # type: ignore[union-attr]
-            .group_by(Ticket.priority)
+            select(col(Ticket.priority), func.count()).where(col(Ticket.status).not_in(("resolved", "closed")), col(Ticket.owner_id).in_(reps))
+            .group_by(col(Ticket.priority))
         ).all()
     ) if reps else {}
     return RiskFigures(region.name, len(created), black, int(timeouts), int(first_touch), int(stalled_count),
@@ -515,7 +533,7 @@ def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, setti
     iso = monday.isocalendar()
     label = f"{iso.year}年第{iso.week}周"
     batch: list[Alert] = []
-    for region in session.execute(select(Region).order_by(Region.name)).scalars():
+    for region in session.execute(select(Region).order_by(col(Region.name))).scalars():
         if not region.manager_id:
             continue
         figures = _region_figures(session, region, now, settings)
@@ -544,7 +562,7 @@ def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settin
         return []
     out: list[Outgoing] = []
     last: tuple[datetime, int] | None = None
-    for ticket in _watermark(session, state, Ticket, Ticket.created_at, now, (), settings.batch, now - settings.lookback):
+    for ticket in _watermark(session, state, Ticket, col(Ticket.created_at), now, (), settings.batch, now - settings.lookback):
         assert ticket.id is not None
         last = (ticket.created_at, ticket.id)
         if ticket.status in ("resolved", "closed"):
@@ -652,7 +670,7 @@ def run_all(db: Database, ctx: HandlerContext, now: datetime, enqueue: Enqueue, 
     for name, scan in SCANS:
         try:
             counts[name] = run_scan(db, name, scan, ctx, now, enqueue, settings)
-        except Exception:  # noqa: BLE001 - one broken scan must not stop the others
+        except Exception:
             log.exception("scan %s failed", name)
             counts[name] = -1
     return counts

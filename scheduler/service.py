@@ -60,7 +60,7 @@ class SchedulerService:
     async def _job(self) -> None:
         try:
             await self.tick()
-        except Exception:  # noqa: BLE001 - the next tick retries; nothing was half-committed
+        except Exception:
             log.exception("scheduler tick failed")
 
     def start(self) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from store.models_schedule import AlertMute, AlertRecord, ScanState
 
@@ -29,7 +29,7 @@ def record(session: Session, alert: AlertRecord) -> bool:
     The savepoint keeps the caller's transaction usable after a duplicate; on PostgreSQL a
     second server inserting the same key waits for the first to commit, then gets False.
     """
-    if session.execute(select(AlertRecord.id).where(AlertRecord.key == alert.key)).first():
+    if session.execute(select(col(AlertRecord.id)).where(col(AlertRecord.key) == alert.key)).first():
         return False
     try:
         with session.begin_nested():
@@ -45,21 +45,21 @@ def insert_new(session: Session, alert: AlertRecord) -> bool:
 
     This is the hot path of a scan that decides thousands of alerts; False on a duplicate key.
     """
+    table: Table = AlertRecord.__table__  # type: ignore[attr-defined]
+    values = {c.name: getattr(alert, c.name) for c in table.columns if c.name != "id"}
     dialect = session.get_bind().dialect.name
+    # RETURNING, not rowcount: drivers report -1 for some inserts, which would read as True.
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(AlertRecord.__table__)  # type: ignore[arg-type]
-    elif dialect == "sqlite":
+        pg = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+        return session.execute(pg).first() is not None
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(AlertRecord.__table__)  # type: ignore[arg-type,assignment]
-    else:
-        return record(session, alert)
-    values = {c.name: getattr(alert, c.name) for c in AlertRecord.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
-    # RETURNING, not rowcount: drivers report -1 for some inserts, which would read as True.
-    stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(AlertRecord.__table__.c.id)  # type: ignore[attr-defined]
-    return session.execute(stmt).first() is not None
+        lite = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+        return session.execute(lite).first() is not None
+    return record(session, alert)
 
 
 def existing_keys(session: Session, keys: Collection[str]) -> set[str]:
@@ -67,13 +67,13 @@ def existing_keys(session: Session, keys: Collection[str]) -> set[str]:
     found: set[str] = set()
     ordered = list(keys)
     for i in range(0, len(ordered), 500):
-        found.update(session.execute(select(AlertRecord.key).where(AlertRecord.key.in_(ordered[i : i + 500]))).scalars())
+        found.update(session.execute(select(col(AlertRecord.key)).where(col(AlertRecord.key).in_(ordered[i : i + 500]))).scalars())
     return found
 
 
 def exists(session: Session, key: str) -> bool:
     """Whether an alert with ``key`` was decided already."""
-    return session.execute(select(AlertRecord.id).where(AlertRecord.key == key)).first() is not None
+    return session.execute(select(col(AlertRecord.id)).where(col(AlertRecord.key) == key)).first() is not None
 
 
 def queued_between(session: Session, member_id: str, start: datetime, end: datetime,
@@ -83,40 +83,40 @@ def queued_between(session: Session, member_id: str, start: datetime, end: datet
     Alerts of ``exempt`` kinds (the digests themselves) are not counted.
     """
     stmt = select(func.count()).select_from(AlertRecord).where(
-        AlertRecord.member_id == member_id,
-        AlertRecord.status == "queued",
-        AlertRecord.deliver_at >= start,
-        AlertRecord.deliver_at < end,
+        col(AlertRecord.member_id) == member_id,
+        col(AlertRecord.status) == "queued",
+        col(AlertRecord.deliver_at) >= start,
+        col(AlertRecord.deliver_at) < end,
     )
     if exempt:
-        stmt = stmt.where(AlertRecord.kind.not_in(tuple(exempt)))
+        stmt = stmt.where(col(AlertRecord.kind).not_in(tuple(exempt)))
     return int(session.execute(stmt).scalar_one())
 
 
 def last_delivery_before(session: Session, member_id: str, before: datetime, exempt: Collection[str] = ()) -> datetime | None:
     """The latest delivery time of a queued alert to ``member_id`` not after ``before``."""
-    stmt = select(func.max(AlertRecord.deliver_at)).where(
-        AlertRecord.member_id == member_id,
-        AlertRecord.status == "queued",
-        AlertRecord.deliver_at <= before,
+    stmt = select(func.max(col(AlertRecord.deliver_at))).where(
+        col(AlertRecord.member_id) == member_id,
+        col(AlertRecord.status) == "queued",
+        col(AlertRecord.deliver_at) <= before,
     )
     if exempt:
-        stmt = stmt.where(AlertRecord.kind.not_in(tuple(exempt)))
+        stmt = stmt.where(col(AlertRecord.kind).not_in(tuple(exempt)))
     return session.execute(stmt).scalar_one_or_none()
 
 
 def waiting_digest(session: Session, member_id: str | None = None, limit: int = 1000) -> list[AlertRecord]:
     """Alerts rolled into the next digest (of one member, or everyone), oldest first."""
-    stmt = select(AlertRecord).where(AlertRecord.status == "digest")
+    stmt = select(AlertRecord).where(col(AlertRecord.status) == "digest")
     if member_id is not None:
-        stmt = stmt.where(AlertRecord.member_id == member_id)
-    return list(session.execute(stmt.order_by(AlertRecord.id).limit(limit)).scalars())
+        stmt = stmt.where(col(AlertRecord.member_id) == member_id)
+    return list(session.execute(stmt.order_by(col(AlertRecord.id)).limit(limit)).scalars())
 
 
 def mark_digested(session: Session, ids: list[int]) -> None:
     """These digest items went out inside a digest."""
     if ids:
-        session.execute(update(AlertRecord).where(AlertRecord.id.in_(ids)).values(status="digested"))
+        session.execute(update(AlertRecord).where(col(AlertRecord.id).in_(ids)).values(status="digested"))
 
 
 def is_muted(session: Session, member_id: str, kind: str, now: datetime) -> bool:
@@ -155,7 +155,7 @@ def claim_scan(session: Session, name: str, now: datetime) -> ScanState | None:
                 session.flush()
         except IntegrityError:
             pass  # another process created it first: fine, we lock theirs below
-    stmt = select(ScanState).where(ScanState.name == name)
+    stmt = select(ScanState).where(col(ScanState.name) == name)
     if skip_locked(session):
         stmt = stmt.with_for_update(skip_locked=True)
     return session.execute(stmt).scalars().first()

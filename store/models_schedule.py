@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Optional
 
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
@@ -54,14 +53,14 @@ class AlertRecord(SQLModel, table=True):
         Index("ix_alert_status_member", "status", "member_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=160, unique=True)
     kind: str = Field(max_length=32)
     member_id: str = Field(max_length=64)
     priority: str = Field(default="P2", max_length=4)
     subject: str = Field(default="", max_length=64)
     summary: str = Field(default="", max_length=300)
-    stake_fen: Optional[int] = None
+    stake_fen: int | None = None
     status: str = Field(default="queued", max_length=16)
     deliver_at: datetime = _ts_required()  # type: ignore[assignment]
     created_at: datetime = _ts_required()  # type: ignore[assignment]
@@ -84,9 +83,9 @@ class ScanState(SQLModel, table=True):
     __tablename__ = "scan_state"
 
     name: str = Field(primary_key=True, max_length=64)
-    cursor_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    cursor_at: datetime | None = _ts()  # type: ignore[assignment]
     cursor_id: int = 0
-    cursor_day: Optional[date] = None
+    cursor_day: date | None = None
     updated_at: datetime = _ts_required()  # type: ignore[assignment]
 
 
@@ -102,8 +101,8 @@ class TicketSla(SQLModel, table=True):
     ticket_id: int = Field(primary_key=True, foreign_key="ticket.id")
     step: int = 0
     escalated_to: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # JSON list
-    accepted_at: Optional[datetime] = _ts()  # type: ignore[assignment]
-    last_progress_at: Optional[datetime] = _ts()  # type: ignore[assignment]
-    paused_at: Optional[datetime] = _ts()  # type: ignore[assignment]
-    remaining_seconds: Optional[float] = None
+    accepted_at: datetime | None = _ts()  # type: ignore[assignment]
+    last_progress_at: datetime | None = _ts()  # type: ignore[assignment]
+    paused_at: datetime | None = _ts()  # type: ignore[assignment]
+    remaining_seconds: float | None = None
     updated_at: datetime = _ts_required()  # type: ignore[assignment]

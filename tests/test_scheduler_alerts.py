@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from handlers import alerts as alerting
@@ -13,7 +16,12 @@ from handlers.alerts import Budget
 from handlers.context import Outgoing
 from store.models import AuditEvent, CardHandle, Member, Opportunity, Ticket
 from store.models_schedule import AlertMute, AlertRecord
-from tests.test_scheduler_world import World, sh, world  # noqa: F401  (fixture)
+from tests.test_scheduler_world import World, open_world, sh
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from open_world(db_url, tmp_path)
 
 
 def keyed(items: list[tuple[object, Outgoing]], prefix: str) -> list[tuple[object, Outgoing]]:
@@ -21,7 +29,9 @@ def keyed(items: list[tuple[object, Outgoing]], prefix: str) -> list[tuple[objec
 
 
 def click(world: World, member_id: str, out: Outgoing, label: str) -> list[Outgoing]:
-    from handlers.router import ACTION_HANDLERS  # the lead wires ours in; fall back to ours here
+    from handlers.router import (
+        ACTION_HANDLERS,  # the lead wires ours in; fall back to ours here
+    )
 
     assert out.card is not None
     action = next(a for a in out.card.actions if a.label == label)
@@ -107,7 +117,7 @@ def test_signing_intent_without_opportunity_prompts_quick_creation(world: World)
     out = got[0][1]
     assert out.member_id == "lina" and out.card is not None
     assert out.card.title == "检测到潜在签约线索，是否快速建档？"
-    assert [a.label for a in out.card.actions][0] == "一键建档"
+    assert out.card.actions[0].label == "一键建档"
     click(world, "lina", out, "一键建档")
     opps = world.all(select(Opportunity))
     assert len(opps) == 1 and opps[0].lead_id == lead.id and opps[0].owner_id == "lina"
@@ -167,7 +177,7 @@ def test_weekly_risk_report_on_the_first_working_morning_of_the_week(world: Worl
         got.append([o for _, o in world.take(everything=True) if o.dedupe_key.startswith("alert:weekly:")])
     assert [len(g) for g in got] == [3, 0, 0]  # one per region manager, Monday only
     east = next(o for o in got[0] if o.member_id == "chenjing")
-    fields = dict((f.label, f.value) for f in east.card.fields)  # type: ignore[union-attr]
+    fields = {f.label: f.value for f in east.card.fields}  # type: ignore[union-attr]
     assert fields["未结 P0/P1 工单"] == "1 / 0"
     assert fields["停滞商机"].startswith("1 个") and "约50万" in fields["停滞商机"]
     assert fields["线索黑洞率"].startswith("100%")

@@ -19,8 +19,8 @@ from handlers.context import Outgoing
 from handlers.tickets import TicketPolicy, open_ticket
 from scheduler.config import ScanSettings
 from scheduler.scans import run_all
-from store.models import AuditEvent, Member
 from store.db import upgrade
+from store.models import AuditEvent, Member
 from store.models_schedule import AlertRecord
 from tests.test_scheduler_world import World, make_world, sh
 

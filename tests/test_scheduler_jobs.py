@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from handlers.context import Outgoing
-from nlp.calendar import SHANGHAI
-from scheduler.scans import scan_unaccepted
-from store.models import AuditEvent, CardHandle, Lead
-from store.models_schedule import AlertRecord
-from tests.test_scheduler_world import World, sh, to, world  # noqa: F401  (fixture)
+from store.models import AuditEvent, Lead
+from tests.test_scheduler_world import World, open_world, sh
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from open_world(db_url, tmp_path)
 
 EAST = {"zhangwei", "lina", "wangqiang"}
 
@@ -117,8 +122,8 @@ def test_reassignment_at_closing_time_waits_for_the_morning(world: World) -> Non
 
 
 async def test_end_to_end_in_the_sandbox(bot, clock) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import JIANGSU_LEAD
     from scheduler.scans import run_all
+    from tests.conftest import JIANGSU_LEAD
 
     body = await bot.post_lead(**JIANGSU_LEAD)
     first = body["owner"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,12 @@ from scheduler.scans import SCANS, run_all
 from scheduler.service import JOB_ID, SchedulerService
 from store.models import Lead
 from store.models_schedule import AlertRecord, ScanState
-from tests.test_scheduler_world import World, make_world, sh, world  # noqa: F401  (fixture)
+from tests.test_scheduler_world import World, make_world, open_world, sh
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from open_world(db_url, tmp_path)
 
 
 async def test_service_ticks_from_the_database_and_stops(db_url: str, tmp_path: Path) -> None:
@@ -69,7 +75,7 @@ def test_watermark_pages_through_many_rows_with_one_timestamp(world: World) -> N
 
 
 def test_run_all_reports_every_scan_and_survives_a_broken_one(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import scheduler.scans as scans
+    from scheduler import scans
 
     def broken(*_a: object) -> list[object]:
         raise RuntimeError("boom")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -25,7 +24,6 @@ from store.db import Database
 from store.models import FollowUp, Lead, Opportunity
 from store.org import sync_org
 from tests.conftest import JIANGSU_LEAD, make_settings
-
 
 DIGEST_KEYS = ("alert:todo:", "alert:weekly:")
 
@@ -144,8 +142,8 @@ def make_world(db_url: str, tmp_path: Path, start: datetime, settings: ScanSetti
     return World(db, ctx, clock, settings or ScanSettings())
 
 
-@pytest.fixture
-def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+def open_world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    """The body of each test module's ``world`` fixture: Tuesday 2026-03-10 10:00 in Shanghai."""
     w = make_world(db_url, tmp_path, sh(2026, 3, 10, 10, 0))
     yield w
     w.db.close()
@@ -157,4 +155,3 @@ def outbox_rows(w: World) -> list[Any]:
     return w.all(select(OutboxMessage).order_by(OutboxMessage.id))
 
 
-__all__ = ["World", "make_world", "outbox_rows", "sh", "to", "world", "timedelta"]

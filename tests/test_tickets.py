@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from handlers.actions import ActionKey
 from handlers.context import Outgoing
-from handlers.tickets import EscalationStep, TicketPolicy, classify, looks_like_ticket, on_ticket_action, open_ticket
+from handlers.tickets import (
+    EscalationStep,
+    TicketPolicy,
+    classify,
+    looks_like_ticket,
+    on_ticket_action,
+    open_ticket,
+)
 from store.models import Customer, Member, Ticket
 from store.models_schedule import TicketSla
-from tests.test_scheduler_world import World, sh, world  # noqa: F401  (fixture)
+from tests.test_scheduler_world import World, open_world, sh
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from open_world(db_url, tmp_path)
 
 POLICY = TicketPolicy(owner="wangqiang", supervisor="chenjing", vp="admin")
 
