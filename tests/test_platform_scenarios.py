@@ -26,6 +26,7 @@ from handlers.context import FakeClock
 from store.models import InboxEvent, OutboxMessage
 from tests import dingtalk_fakes as dt
 from tests import feishu_fakes as fs
+from tests import wecom_fakes as wc
 from tests.conftest import JIANGSU_LEAD
 
 
@@ -186,7 +187,97 @@ class DingTalkDriver:
         self.fake.down = down
 
 
-DRIVERS: dict[str, type] = {"feishu": FeishuDriver, "dingtalk": DingTalkDriver}
+class _DriverClock:
+    """The fake WeCom needs a clock at construction; the scenario's clock is set on the driver later."""
+
+    def __init__(self, driver: "WeComDriver") -> None:
+        self.driver = driver
+
+    def now(self) -> Any:
+        return self.driver.clock.now()
+
+
+class WeComDriver:
+    """Texts and card clicks as encrypted XML callbacks (built with wechatpy); cards are
+    ``template_card`` messages whose state follows ``update_template_card`` calls."""
+
+    name = "wecom"
+
+    def __init__(self) -> None:
+        self.api = wc.FakeWeComApi(_DriverClock(self))  # type: ignore[arg-type]
+        self._code_task: dict[str, str] = {}  # response_code a click brought -> task_id of its card
+        self._cb: wc.WeComCallbacks | None = None
+
+    async def start(self) -> None:
+        await self.api.start()
+
+    async def close(self) -> None:
+        assert self.api.server is not None
+        await self.api.server.close()
+
+    def toml(self) -> str:
+        return wc.section(self.api.base_url())
+
+    def member_ids(self) -> dict[str, dict[str, str]]:
+        return {m: {"wecom_userid": f"wx_{m}"} for m in fs.REPS}
+
+    def _callbacks(self) -> wc.WeComCallbacks:
+        # One builder per driver: its MsgId and nonce counters keep distinct messages distinct.
+        if self._cb is None:
+            self._cb = wc.WeComCallbacks(_DriverClock(self))  # type: ignore[arg-type]
+        return self._cb
+
+    async def _post(self, inner_xml: str, *, forged: bool = False) -> int:
+        cb = self._callbacks()
+        query, body = cb.encrypt(inner_xml)
+        if forged:
+            query = query.replace("msg_signature=", "msg_signature=0", 1)
+        resp = await self.client.post(f"/callback/wecom?{query}", data=body, headers={"Content-Type": "text/xml"})
+        return resp.status
+
+    async def send_text(self, member: str, text: str, *, msg_id: str | None = None, forged: bool = False) -> int:
+        cb = self._callbacks()
+        inner = cb.text(f"wx_{member}", text) if msg_id is None else cb.text(f"wx_{member}", text, msg_id=msg_id)  # type: ignore[arg-type]
+        return await self._post(inner, forged=forged)
+
+    async def click(self, member: str, card: CardView, label: str) -> int:
+        task_id, keys = card.ref
+        code = self.api.issue_code()
+        self._code_task[code] = task_id
+        return await self._post(self._callbacks().card_click(f"wx_{member}", task_id, keys[label], code))
+
+    def cards(self, member: str) -> list[CardView]:
+        out = []
+        for sent in self.api.cards_to(f"wx_{member}"):
+            card = sent.body["template_card"]
+            task_id = card["task_id"]
+            closed_as = ""
+            for upd in self.api.updates:
+                if self._code_task.get(upd.get("response_code", "")) != task_id:
+                    continue
+                if "template_card" in upd:
+                    card, closed_as = upd["template_card"], ""
+                else:
+                    closed_as = upd["button"]["replace_name"]
+            keys = {} if closed_as else {b["text"]: b["key"] for b in card.get("button_list", [])}
+            text = json.dumps(card, ensure_ascii=False) + closed_as
+            out.append(CardView((task_id, keys), text, tuple(keys)))
+        return out
+
+    def texts(self, member: str) -> list[str]:
+        return self.api.texts_to(f"wx_{member}")
+
+    def expire_tokens(self) -> None:
+        self.api.expire_tokens()
+
+    def token_fetches(self) -> int:
+        return self.api.token_calls
+
+    def set_down(self, down: bool) -> None:
+        self.api.outage = down
+
+
+DRIVERS: dict[str, type] = {"feishu": FeishuDriver, "dingtalk": DingTalkDriver, "wecom": WeComDriver}
 
 
 @pytest.fixture(params=sorted(DRIVERS))
