@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from nlp.simplify import to_simplified  # noqa: F401  (re-exported: entities and classify use it)
+
 log = logging.getLogger(__name__)
 
 LEXICON_DIR = Path(__file__).parent / "data" / "lexicon"
@@ -105,32 +107,6 @@ class LexiconFile(Generic[T]):
                         self._load(stamp)
         assert self._value is not None
         return self._value
-
-
-def _simplified_table() -> dict[int, str]:
-    """One-to-one traditional → simplified characters (zhconv's table, single characters only)."""
-    try:
-        import zhconv.zhconv as zc  # type: ignore[import-untyped]
-    except ImportError:  # zhconv is a dependency; without it traditional text just matches less
-        return {}
-    zc.loaddict()
-    table = zc.zhcdicts["zh2Hans"]
-    return {ord(k): v for k, v in table.items() if len(k) == 1 and len(v) == 1 and k != v}
-
-
-_TO_SIMPLIFIED = _simplified_table()
-_TRADITIONAL = frozenset(chr(c) for c in _TO_SIMPLIFIED)
-
-
-def to_simplified(text: str) -> str:
-    """``text`` with traditional characters mapped to simplified ones, one for one.
-
-    The length is kept, so a span found in the result can be copied from ``text`` as written
-    (鄭主任 is matched as 郑主任 and reported as 鄭).
-    """
-    if _TRADITIONAL.isdisjoint(text):
-        return text  # most messages: one C-level scan instead of a dict lookup per character
-    return text.translate(_TO_SIMPLIFIED)
 
 
 def word_alternation(words: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> str:
