@@ -285,54 +285,54 @@ class Escalation:
     key: str = field(default="")
 
 
-def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: TicketPolicy, batch: int = 500) -> list[Escalation]:
-    """Tickets whose SLA step ran out: move each one step up its chain.
+def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: TicketPolicy,
+                 batch: int = 500) -> tuple[list[Escalation], bool]:
+    """Up to ``batch`` tickets whose SLA step ran out, each moved one step up its chain.
 
-    Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the step index moves in
-    the same transaction as the escalation is recorded, so it happens once.
+    Returns the escalations and whether more tickets may be due (call again in a new
+    transaction). Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the step
+    index moves in the same transaction as the escalation is recorded, so it happens once.
     """
     result: list[Escalation] = []
-    while True:
-        stmt = (
-            select(Ticket)
-            .where(col(Ticket.sla_due_at) <= now, col(Ticket.status).in_(OPEN_STATUSES))
-            .order_by(col(Ticket.sla_due_at), col(Ticket.id))
-            .limit(batch)
-        )
-        if skip_locked(session):
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(session.execute(stmt).scalars())
-        for ticket in rows:
-            assert ticket.id is not None
-            sla = session.get(TicketSla, ticket.id)
-            if sla is None:
-                sla = TicketSla(ticket_id=ticket.id, step=0, escalated_to="[]", updated_at=now)
-            clock = _Clock(ctx, policy, ticket.priority)
-            if sla.step >= len(policy.steps):
-                ticket.sla_due_at = None
-            else:
-                step = policy.steps[sla.step]
-                target = policy.resolve(step.to)
-                owner = session.get(Member, ticket.owner_id) if ticket.owner_id else None
-                what = "未接单" if step.when == "accept" else "无进展"
-                hours = f"{step.hours:g} 小时" if clock.wall else f"{step.hours:g} 个工作小时"
-                text = (
-                    f"服务工单 #{ticket.id}（{ticket.priority}）已 {hours}{what}，负责人：{owner.name if owner else '未指定'}。"
-                    f"\n{ticket.text[:200]}\n请协助确认处理进度。"
-                )
-                if target:
-                    result.append(Escalation(target, ticket.id, sla.step, ticket.priority, text, f"ticket:{ticket.id}:step{sla.step}"))
-                    sent = json.loads(sla.escalated_to or "[]")
-                    sla.escalated_to = json.dumps(sent + [target])
-                audit(session, "ticket", ticket.id, "rule:ticket-sla", "escalated", f"步骤 {sla.step + 1}：{what} → {target or '未配置'}", now)
-                sla.step += 1
-                # The next link's clock starts now: nobody hears twice about the same silence.
-                ticket.sla_due_at = clock.add(now, policy.steps[sla.step].hours * 3600) if sla.step < len(policy.steps) else None
-            ticket.updated_at = sla.updated_at = now
-            session.add(ticket)
-            session.add(sla)
-        if len(rows) < batch:
-            return result
+    stmt = (
+        select(Ticket)
+        .where(col(Ticket.sla_due_at) <= now, col(Ticket.status).in_(OPEN_STATUSES))
+        .order_by(col(Ticket.sla_due_at), col(Ticket.id))
+        .limit(batch)
+    )
+    if skip_locked(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.execute(stmt).scalars())
+    for ticket in rows:
+        assert ticket.id is not None
+        sla = session.get(TicketSla, ticket.id)
+        if sla is None:
+            sla = TicketSla(ticket_id=ticket.id, step=0, escalated_to="[]", updated_at=now)
+        clock = _Clock(ctx, policy, ticket.priority)
+        if sla.step >= len(policy.steps):
+            ticket.sla_due_at = None
+        else:
+            step = policy.steps[sla.step]
+            target = policy.resolve(step.to)
+            owner = session.get(Member, ticket.owner_id) if ticket.owner_id else None
+            what = "未接单" if step.when == "accept" else "无进展"
+            hours = f"{step.hours:g} 小时" if clock.wall else f"{step.hours:g} 个工作小时"
+            text = (
+                f"服务工单 #{ticket.id}（{ticket.priority}）已 {hours}{what}，负责人：{owner.name if owner else '未指定'}。"
+                f"\n{ticket.text[:200]}\n请协助确认处理进度。"
+            )
+            if target:
+                result.append(Escalation(target, ticket.id, sla.step, ticket.priority, text, f"ticket:{ticket.id}:step{sla.step}"))
+                sent = json.loads(sla.escalated_to or "[]")
+                sla.escalated_to = json.dumps(sent + [target])
+            audit(session, "ticket", ticket.id, "rule:ticket-sla", "escalated", f"步骤 {sla.step + 1}：{what} → {target or '未配置'}", now)
+            sla.step += 1
+            # The next link's clock starts now: nobody hears twice about the same silence.
+            ticket.sla_due_at = clock.add(now, policy.steps[sla.step].hours * 3600) if sla.step < len(policy.steps) else None
+        ticket.updated_at = sla.updated_at = now
+        session.add(ticket)
+        session.add(sla)
+    return result, len(rows) == batch
 
 
 def on_ticket_text(session: Session, member: Member, text: str, ctx: HandlerContext, cause: str,

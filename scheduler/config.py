@@ -19,7 +19,12 @@ from handlers.tickets import TicketPolicy
 class ScanSettings:
     """Thresholds of every scan (hours are business hours where the name says so)."""
 
+    # Rows per transaction (SQLite holds its write lock for a whole transaction, and the
+    # inbox must not wait): alerts decided, leads re-assigned, reps' 今日待办 built.
     batch: int = 500
+    reassign_batch: int = 50
+    todo_batch: int = 50
+    max_rounds: int = 1000
     interval_seconds: int = 60
     first_touch_business_hours: float = 4.0
     stalled_hours: float = 48.0

@@ -74,6 +74,22 @@ Scan = Callable[[Session, HandlerContext, datetime, ScanSettings], list[Outgoing
 M = TypeVar("M")
 
 
+class Batch(list[Outgoing]):
+    """A scan's output for one transaction; ``more`` says it stopped early and wants another.
+
+    Scans work in bounded transactions (on SQLite the write lock is held for the whole
+    transaction, and the inbox must never wait long), so a backlog is worked off in several.
+    """
+
+    more: bool = False
+
+
+def _batch(out: list[Outgoing], more: bool) -> Batch:
+    result = Batch(out)
+    result.more = more
+    return result
+
+
 def _local(ts: datetime) -> str:
     return ts.astimezone(SHANGHAI).strftime("%m-%d %H:%M")
 
@@ -138,8 +154,9 @@ def _watermark(
         if getattr(last, key) != at:
             at, row_id, strict = getattr(last, key), last.id, False
             continue
-        # A whole batch shares the cursor's timestamp: page through that instant by id.
-        row_id = last.id
+        # A whole batch shares the cursor's timestamp: page through that instant by id
+        # (from wherever is further: the batch's end or the stored cursor).
+        row_id = max(row_id, last.id)
         while True:
             same = list(session.execute(
                 select(model).where(column == at, *where, ident > row_id).order_by(ident).limit(batch)
@@ -159,38 +176,37 @@ def scan_unaccepted(session: Session, ctx: HandlerContext, now: datetime, settin
     """Lead cards not accepted by their deadline: re-assign, close the old card, tell the manager once.
 
     The next rep is chosen by the region's rotation, excluding everyone who already had the
-    card. Each region manager receives ONE card per scan listing every lead that moved.
+    card. Each region manager receives ONE card per scan listing every lead that moved
+    (per transaction of ``reassign_batch`` leads; a larger backlog's further cards fall
+    under the manager's notification budget and roll into a digest).
     """
     out: list[Outgoing] = []
     names = _Names(session)
     moved: dict[str, list[tuple[Lead, str, str | None, datetime]]] = defaultdict(list)
-    while True:
-        stmt = (
-            select(Lead)
-            .where(col(Lead.status) == "assigned", col(Lead.accept_due_at) <= now)
-            .order_by(col(Lead.accept_due_at), col(Lead.id))
-            .limit(settings.batch)
-        )
-        if ledger.skip_locked(session):
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(session.execute(stmt).scalars())
-        for lead in rows:
-            assert lead.id is not None and lead.accept_due_at is not None
-            first, due = lead.owner_id or "", lead.accept_due_at
-            had = set(session.execute(select(col(CardHandle.member_id)).where(col(CardHandle.subject) == f"lead:{lead.id}")).scalars())
-            for handle in session.execute(
-                select(CardHandle).where(col(CardHandle.subject) == f"lead:{lead.id}", col(CardHandle.state) == "open")
-            ).scalars():
-                out.append(close_card(session, handle, f"已转派 · 超过接受时限 · {_local(now)}", now, f"reassign:{lead.id}:{handle.card_id}"))
-            audit(session, "lead", lead.id, "rule:accept-timeout", "accept_timeout", f"{first} 在 {_local(due)} 前未接受", now)
-            assigned = assign(session, lead, ctx, now, "rule:accept-timeout", exclude=frozenset(had | {first}))
-            # The manager hears about unassignable leads in the aggregated card instead.
-            out += [o for o in assigned if ":unassigned:" not in o.dedupe_key]
-            manager = names.manager_of(first, lead.region)
-            if manager:
-                moved[manager].append((lead, first, lead.owner_id if lead.status == "assigned" else None, due))
-        if len(rows) < settings.batch:
-            break
+    stmt = (
+        select(Lead)
+        .where(col(Lead.status) == "assigned", col(Lead.accept_due_at) <= now)
+        .order_by(col(Lead.accept_due_at), col(Lead.id))
+        .limit(settings.reassign_batch)
+    )
+    if ledger.skip_locked(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.execute(stmt).scalars())
+    for lead in rows:
+        assert lead.id is not None and lead.accept_due_at is not None
+        first, due = lead.owner_id or "", lead.accept_due_at
+        had = set(session.execute(select(col(CardHandle.member_id)).where(col(CardHandle.subject) == f"lead:{lead.id}")).scalars())
+        for handle in session.execute(
+            select(CardHandle).where(col(CardHandle.subject) == f"lead:{lead.id}", col(CardHandle.state) == "open")
+        ).scalars():
+            out.append(close_card(session, handle, f"已转派 · 超过接受时限 · {_local(now)}", now, f"reassign:{lead.id}:{handle.card_id}"))
+        audit(session, "lead", lead.id, "rule:accept-timeout", "accept_timeout", f"{first} 在 {_local(due)} 前未接受", now)
+        assigned = assign(session, lead, ctx, now, "rule:accept-timeout", exclude=frozenset(had | {first}))
+        # The manager hears about unassignable leads in the aggregated card instead.
+        out += [o for o in assigned if ":unassigned:" not in o.dedupe_key]
+        manager = names.manager_of(first, lead.region)
+        if manager:
+            moved[manager].append((lead, first, lead.owner_id if lead.status == "assigned" else None, due))
     batch: list[Alert] = []
     for manager, items in moved.items():
         lines = [
@@ -205,7 +221,7 @@ def scan_unaccepted(session: Session, ctx: HandlerContext, now: datetime, settin
         )
         batch.append(Alert(manager, "reassigned", key, f"{len(items)} 条线索超时未接受，已自动转派", card=card,
                            stake_fen=sum(lead.budget_fen or 0 for lead, *_ in items)))
-    return out + alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(out + alerting.emit(session, ctx, batch, now, settings.budget), len(rows) == settings.reassign_batch)
 
 
 # ---------------------------------------------------------------- 2. first touch and stage deadlines
@@ -223,10 +239,14 @@ def scan_first_touch(session: Session, ctx: HandlerContext, now: datetime, setti
     hours = settings.first_touch_business_hours
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
-    for lead in _watermark(
+    more = False
+    for n, lead in enumerate(_watermark(
         session, state, Lead, col(Lead.accepted_at), now - timedelta(hours=hours), (),
         settings.batch, now - settings.lookback,
-    ):
+    )):
+        if n >= settings.batch:
+            more = True  # the rest in the next transaction
+            break
         assert lead.id is not None and lead.accepted_at is not None
         if ctx.business_hours.add(lead.accepted_at, hours) > now:
             break
@@ -244,7 +264,7 @@ def scan_first_touch(session: Session, ctx: HandlerContext, now: datetime, setti
                            f"#{lead.id} {lead.company} 尚无首通记录", card=card, subject=f"lead:{lead.id}", stake_fen=lead.budget_fen))
     if last is not None:
         ledger.advance_cursor(session, state, last[0], last[1], now)
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 def scan_stage_due(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
@@ -254,8 +274,12 @@ def scan_stage_due(session: Session, ctx: HandlerContext, now: datetime, setting
         return []
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
-    for opp in _watermark(session, state, Opportunity, col(Opportunity.stage_due_at), now,
-                          (), settings.batch, now - settings.lookback):
+    more = False
+    for n, opp in enumerate(_watermark(session, state, Opportunity, col(Opportunity.stage_due_at), now,
+                          (), settings.batch, now - settings.lookback)):
+        if n >= settings.batch:
+            more = True  # the rest in the next transaction
+            break
         assert opp.id is not None and opp.stage_due_at is not None
         last = (opp.stage_due_at, opp.id)
         if not opp.owner_id:
@@ -272,7 +296,7 @@ def scan_stage_due(session: Session, ctx: HandlerContext, now: datetime, setting
                            subject=f"opportunity:{opp.id}", stake_fen=opp.amount_fen))
     if last is not None:
         ledger.advance_cursor(session, state, last[0], last[1], now)
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 # ---------------------------------------------------------------- 3. stalled A-tier leads
@@ -292,11 +316,15 @@ def scan_stalled(session: Session, ctx: HandlerContext, now: datetime, settings:
     names = _Names(session)
     by_owner: dict[str, list[Lead]] = defaultdict(list)
     last: tuple[datetime, int] | None = None
-    for lead in _watermark(
+    more = False
+    for n, lead in enumerate(_watermark(
         session, state, Lead, col(Lead.last_interaction_at), threshold,
         (col(Lead.status) == "accepted", col(Lead.tier).in_(settings.stalled_tiers)),
         settings.batch, threshold - settings.lookback,
-    ):
+    )):
+        if n >= settings.batch:
+            more = True  # the rest in the next transaction
+            break
         assert lead.id is not None and lead.last_interaction_at is not None
         last = (lead.last_interaction_at, lead.id)
         if lead.owner_id:
@@ -325,7 +353,7 @@ def scan_stalled(session: Session, ctx: HandlerContext, now: datetime, settings:
         )
         batch.append(Alert(manager, "stalled", key, f"{who}有{len(leads)}条{tiers}类线索超{hours:g}小时未互动",
                            card=card, subject=f"stalled:{owner}", stake_fen=sum(l.budget_fen or 0 for l in leads)))
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 # ---------------------------------------------------------------- 4. signing intent without an opportunity
@@ -348,8 +376,12 @@ def scan_sign_intent(session: Session, ctx: HandlerContext, now: datetime, setti
     batch: list[Alert] = []
     last: tuple[datetime, int] | None = None
     upper = now - timedelta(hours=settings.intent_hours)
-    for follow in _watermark(session, state, FollowUp, col(FollowUp.created_at), upper,
-                             (col(FollowUp.fields_json).contains("sign_intent"),), settings.batch, upper - settings.lookback):
+    more = False
+    for n, follow in enumerate(_watermark(session, state, FollowUp, col(FollowUp.created_at), upper,
+                             (col(FollowUp.fields_json).contains("sign_intent"),), settings.batch, upper - settings.lookback)):
+        if n >= settings.batch:
+            more = True  # the rest in the next transaction
+            break
         assert follow.id is not None
         last = (follow.created_at, follow.id)
         if "sign_intent" not in _intents(follow.fields_json) or follow.lead_id is None:
@@ -376,7 +408,7 @@ def scan_sign_intent(session: Session, ctx: HandlerContext, now: datetime, setti
                            subject=f"lead:{lead.id}", stake_fen=lead.budget_fen))
     if last is not None:
         ledger.advance_cursor(session, state, last[0], last[1], now)
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 # ---------------------------------------------------------------- 5. agreed follow-up dates
@@ -472,10 +504,22 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
     state = ledger.claim_scan(session, "daily_todo", now)
     if state is None or (state.cursor_day is not None and state.cursor_day >= today):
         return []
-    ledger.advance_day(session, state, today, now)
+    # Reps are done a chunk per transaction; (cursor_at = today's midnight, cursor_id =
+    # position) remembers how far today's round got, so a crash resumes, not repeats.
+    midnight = datetime.combine(today, time(0, 0), SHANGHAI)
+    start = state.cursor_id if state.cursor_at == midnight else 0
+    reps = list(session.execute(
+        select(Member).where(col(Member.role) == "rep", col(Member.active).is_(True)).order_by(col(Member.id))
+    ).scalars())
+    chunk = reps[start : start + settings.todo_batch]
+    more = start + len(chunk) < len(reps)
+    if more:
+        ledger.advance_cursor(session, state, midnight, start + len(chunk), now)
+    else:
+        ledger.advance_cursor(session, state, None, 0, now)
+        ledger.advance_day(session, state, today, now)
     batch: list[Alert] = []
-    reps = session.execute(select(Member).where(col(Member.role) == "rep", col(Member.active).is_(True)).order_by(col(Member.id))).scalars()
-    for rep in reps:
+    for rep in chunk:
         items, rolled = _todo_items(session, rep, now, today, settings)
         if not items:
             continue
@@ -483,7 +527,7 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
         ledger.mark_digested(session, [r.id for r in rolled if r.id is not None])
         batch.append(Alert(rep.id, "todo", f"todo:{rep.id}:{today.isoformat()}", f"今日待办 {len(items)} 项",
                            card=todo_card(today, top, len(items))))
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 # ---------------------------------------------------------------- 7. weekly risk report
@@ -547,12 +591,13 @@ def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, setti
 
 def scan_tickets(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
     """Service tickets whose SLA step ran out: escalate one step up the configured chain."""
+    escalations, more = escalate_due(session, ctx, now, settings.tickets, settings.batch)
     batch = [
         Alert(e.member_id, "ticket", e.key, f"工单 #{e.ticket_id} 升级提醒", text=e.text,
               priority="P0" if e.priority == "P0" else "P1", subject=f"ticket:{e.ticket_id}", mutable=False)
-        for e in escalate_due(session, ctx, now, settings.tickets, settings.batch)
+        for e in escalations
     ]
-    return alerting.emit(session, ctx, batch, now, settings.budget)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
 def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
@@ -562,7 +607,11 @@ def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settin
         return []
     out: list[Outgoing] = []
     last: tuple[datetime, int] | None = None
-    for ticket in _watermark(session, state, Ticket, col(Ticket.created_at), now, (), settings.batch, now - settings.lookback):
+    more = False
+    for n, ticket in enumerate(_watermark(session, state, Ticket, col(Ticket.created_at), now, (), settings.batch, now - settings.lookback)):
+        if n >= settings.batch:
+            more = True  # the rest in the next transaction
+            break
         assert ticket.id is not None
         last = (ticket.created_at, ticket.id)
         if ticket.status in ("resolved", "closed"):
@@ -573,7 +622,7 @@ def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settin
             out.append(announced)
     if last is not None:
         ledger.advance_cursor(session, state, last[0], last[1], now)
-    return out
+    return _batch(out, more)
 
 
 def scan_digests(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
@@ -651,13 +700,24 @@ def describe(counts: dict[str, int], now: datetime) -> str:
 
 def run_scan(db: Database, name: str, scan: Scan, ctx: HandlerContext, now: datetime, enqueue: Enqueue,
              settings: ScanSettings = DEFAULT) -> int:
-    """One scan in one transaction: its messages are queued and its alert keys committed together."""
-    with db.session() as session:
-        out = scan(session, ctx, now, settings)
-        for when, group in alerting.delivery_plan(session, ctx, out, now):
-            enqueue(session, group, when)
-        session.commit()
-    return len(out)
+    """One scan, in as many bounded transactions as it asks for (see :class:`Batch`).
+
+    In each, its messages are queued and its alert keys committed together. Returns the
+    number of messages queued.
+    """
+    total = 0
+    for _ in range(settings.max_rounds):
+        with db.session() as session:
+            out = scan(session, ctx, now, settings)
+            for when, group in alerting.delivery_plan(session, ctx, out, now):
+                enqueue(session, group, when)
+            session.commit()
+        total += len(out)
+        if not getattr(out, "more", False):
+            break
+    else:
+        log.warning("scan %s still has work after %d transactions; the next tick continues", name, settings.max_rounds)
+    return total
 
 
 def run_all(db: Database, ctx: HandlerContext, now: datetime, enqueue: Enqueue, settings: ScanSettings = DEFAULT) -> dict[str, int]:

@@ -112,3 +112,23 @@ def test_scan_command_helpers() -> None:
         "  unaccepted    超时未接受的线索（转派）：3 条消息",
         "  digests       提醒汇总：失败，详见日志",
     ]
+
+
+def test_a_backlog_is_worked_off_in_bounded_transactions(world: World) -> None:
+    world.settings = replace(world.settings, reassign_batch=2, todo_batch=2, batch=2)
+    leads = [world.lead(company=f"积压测试{i}号机械有限公司", phone=f"1380000111{i}") for i in range(5)]
+    for lead in leads:
+        world.opportunity(lead.owner_id, sh(2026, 3, 10, 11, 0), name=f"积压商机{lead.id}")
+    commits: list[int] = []
+    from sqlalchemy import event
+
+    @event.listens_for(world.db.engine, "commit")
+    def _count(_conn: object) -> None:
+        commits.append(1)
+
+    counts = world.run(sh(2026, 3, 10, 12, 0))
+    assert all(world.get(Lead, l.id).owner_id != l.owner_id for l in leads)
+    assert counts["unaccepted"] >= 10 and len(commits) >= 3 + 3  # three re-assign rounds, three todo rounds…
+    todo_reps = {o.member_id for _, o in world.take(everything=True) if o.dedupe_key.startswith("alert:todo:")}
+    assert todo_reps == {"zhangwei", "lina", "wangqiang"}
+    assert world.get(ScanState, "daily_todo").cursor_day == sh(2026, 3, 10, 12, 0).date()
