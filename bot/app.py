@@ -11,7 +11,7 @@ from datetime import datetime, time
 
 from aiohttp import web
 
-from bot import api, metrics_api, sandbox
+from bot import api, metrics_api, opportunities_api, sandbox
 from bot.config import Settings
 from bot.gateway import Gateway, PlatformAdapter
 from bot.keys import DATABASE, GATEWAY, SETTINGS
@@ -116,6 +116,8 @@ def create_app(
     app.cleanup_ctx.append(gateway_ctx)
     api.add_routes(app)
     metrics_api.add_routes(app)
+    # Opportunities, scores and rules reload; its cleanup ctx attaches the rules book to the gateway's ctx.
+    opportunities_api.add_routes(app)
     if settings.platform_enabled("sandbox"):
         sandbox.add_routes(app)
     for _name, module in platform_modules(settings):

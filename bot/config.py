@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from handlers.assignment import AssignmentRules, RuleError, parse_assignment
+from handlers.scoring import FormulaSpot, ScoringRuleError, ScoringRules, default_scoring, parse_scoring
+from handlers.stages import Pipeline, StageRuleError, default_pipeline, parse_stages
 from nlp.provinces import canonical_province
 
 ROLES = ("rep", "manager", "admin")
@@ -32,10 +34,15 @@ ENV_PREFIX = "LEADBOT_"
 class ConfigError(Exception):
     """A config problem a person can fix: where it is and what to do, in Chinese and English."""
 
-    def __init__(self, path: str, line: int | None, key: str, zh: str, en: str) -> None:
+    def __init__(self, path: str, line: int | None, key: str, zh: str, en: str, column: int | None = None) -> None:
         self.path, self.line, self.key, self.zh, self.en = path, line, key, zh, en
+        self.column = column  # 1-based, when known (formula mistakes point at the character)
         where = f"{path} 第{line}行" if line else path
-        super().__init__(f"{where}: `{key}` {zh}\n{path}{f':{line}' if line else ''}: {key}: {en}")
+        if line and column:
+            where += f"第{column}列"
+        pos = f":{line}" if line else ""
+        pos += f":{column}" if line and column else ""
+        super().__init__(f"{where}: `{key}` {zh}\n{path}{pos}: {key}: {en}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class Settings:
     regions: tuple[RegionConfig, ...]
     members: tuple[MemberConfig, ...]
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    scoring: ScoringRules = field(default_factory=default_scoring, repr=False)  # [scoring], compiled formulas
+    stages: Pipeline = field(default_factory=default_pipeline, repr=False)  # [[stages]], the pilot pipeline when absent
 
     @property
     def accept_within_hours(self) -> float:
@@ -300,6 +309,15 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         line = line or _line_of(text, leaf)
         raise ConfigError(origin, line, f"assignment.{exc.key}", exc.zh, exc.en) from None
 
+    scoring = _scoring(data.get("scoring"), text, origin)
+    try:
+        stages = parse_stages(data.get("stages"), member_ids=sorted(ids))
+    except StageRuleError as exc:
+        line = _line_of(text, exc.key, exc.index, "[[stages]]", strict=True) if exc.index is not None else None
+        if line is None and exc.index is not None:
+            line = _line_of(text, "name", exc.index, "[[stages]]")
+        raise ConfigError(origin, line or _header_line(text, "stages"), f"stages[{exc.index}].{exc.key}" if exc.index is not None else "stages", exc.zh, exc.en) from None
+
     return Settings(
         path=origin,
         database_url=url,
@@ -311,4 +329,47 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         regions=tuple(regions),
         members=tuple(members),
         raw=data,
+        scoring=scoring,
+        stages=stages,
     )
+
+
+def _formula_spot(text: str, section: str, origin: str) -> FormulaSpot:
+    """Where the ``formula = "…"`` string of ``[section]`` starts, so formula errors name the
+    file's line and column (a multi-line ``\"\"\"`` string starts on the next line)."""
+    lines = text.splitlines()
+    header = f"[{section}]"
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == header)
+    except StopIteration:
+        return FormulaSpot(origin)
+    key = re.compile(r"^\s*formula\s*=\s*")
+    for i in range(start + 1, len(lines)):
+        if lines[i].strip().startswith("["):
+            break
+        m = key.match(lines[i])
+        if m is None:
+            continue
+        rest = lines[i][m.end():]
+        for quote in ('\"\"\"', "'''", '"', "'"):
+            if rest.startswith(quote):
+                after = m.end() + len(quote)
+                if len(quote) == 3 and not lines[i][after:].strip():
+                    return FormulaSpot(origin, i + 1, 0)  # TOML drops the newline right after the quotes
+                return FormulaSpot(origin, i, after)
+        return FormulaSpot(origin, i, m.end())
+    return FormulaSpot(origin)
+
+
+def _scoring(raw: Any, text: str, origin: str) -> ScoringRules:
+    """``[scoring]`` compiled; formula mistakes become ConfigError with line and column."""
+    spots = {name: _formula_spot(text, f"scoring.{name}", origin) for name in ("health", "lead", "rebate")}
+    try:
+        return parse_scoring(raw, spots)
+    except ScoringRuleError as exc:
+        line = exc.line
+        if line is None:
+            leaf = exc.key.split(".")[-1]
+            section = "scoring." + exc.key.split(".")[0] if "." in exc.key else "scoring"
+            line = _line_of(text, leaf, 0, f"[{section}]", strict=True) or _header_line(text, "scoring")
+        raise ConfigError(origin, line, f"scoring.{exc.key}", exc.zh, exc.en, column=exc.column) from None

@@ -394,15 +394,14 @@ def _create_opportunity(session: Session, member: Member, draft: FollowUp, ctx: 
     lead = session.get(Lead, draft.lead_id) if draft.lead_id else None
     amounts = [a["yuan_max"] for a in fields.get("amounts", [])]
     future = _next_contact(fields, now.astimezone(SHANGHAI).date())
-    opp = Opportunity(
-        customer_id=draft.customer_id, lead_id=draft.lead_id, owner_id=member.id,
-        name=f"{lead.company if lead else '新客户'} 商机", amount_fen=int(max(amounts) * 100) if amounts else None,
-        stage="报价" if "price_agreed" in fields.get("intents", []) else "需求诊断", expected_close_on=future, created_at=now, updated_at=now,
+    # handlers.opportunities sets the stage clock (stage_due_at in business hours) and audits.
+    from handlers.opportunities import create_opportunity
+
+    opp = create_opportunity(
+        session, ctx, owner_id=member.id, name=f"{lead.company if lead else '新客户'} 商机", actor=member.id,
+        why=f"由跟进 #{draft.id} 一键建档", customer_id=draft.customer_id, lead_id=draft.lead_id,
+        amount_fen=int(max(amounts) * 100) if amounts else None, expected_close_on=future,
     )
-    session.add(opp)
-    session.flush()
-    assert opp.id is not None
-    audit(session, "opportunity", opp.id, member.id, "created", f"由跟进 #{draft.id} 一键建档", now)
     amount = f"，金额 {_fmt_yuan(max(amounts))}" if amounts else ""
     card_id = session.execute(select(CardHandle.card_id).where(CardHandle.subject == f"followup-opp:{draft.id}")).scalars().first()
     out = [Outgoing(member.id, "text", f"{cause}:reply", text=f"已建商机 #{opp.id}：{opp.name}，阶段「{opp.stage}」{amount}。")]

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from handlers.actions import ActionKey, BadAction
 from handlers.context import HandlerContext, Outgoing
 from handlers.events import InboundEvent
-from handlers import followups, leads, reports
+from handlers import decision_chain, followups, leads, opportunities, reports
 from store.models import Member
 
 Handler = Callable[[Session, Member, InboundEvent, HandlerContext, str], list[Outgoing]]
@@ -68,6 +68,16 @@ def _note(session: Session, member: Member, event: InboundEvent, ctx: HandlerCon
     return followups.on_note(session, member, text, ctx, cause)
 
 
+def _sales_text(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+    # Stage commands, answers to a stage gate and decision-chain commands first; anything
+    # else is a follow-up note.
+    for handler in (opportunities.on_text, decision_chain.on_text):
+        out = handler(session, member, event, ctx, cause)
+        if out is not None:
+            return out
+    return _note(session, member, event, ctx, cause)
+
+
 def _unsupported(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
     return [Outgoing(member.id, "text", f"{cause}:reply", text="暂不支持这种消息，请发送文字。", platform=event.platform)]
 
@@ -78,6 +88,7 @@ ACTION_HANDLERS: dict[str, Callable[[Session, Member, ActionKey, HandlerContext,
     "invalid": leads.on_lead_action,
     "invreason": leads.on_invalid_reason,
     **{verb: followups.on_card for verb in ("fuok", "fuedit", "funot", "fulink", "funew", "fuopp")},
+    "stgo": opportunities.on_stage_action,
 }
 
 
@@ -106,6 +117,7 @@ ROUTES: tuple[Route, ...] = (
     Route(kind_is("card_action"), _card_action),
     Route(text_is("帮助", "help", "?", "？", "菜单"), _help),
     Route(reports.is_report_command, reports.on_report),
+    Route(kind_is("text"), _sales_text),
     Route(kind_is("text", "voice", "forward"), _note),
     Route(lambda e: True, _unsupported),
 )

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 
 from store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store import models_schedule  # noqa: F401  (scheduler tables: alert keys, scan cursors, ticket SLA)
+from store import models_sales  # noqa: F401  (sales tables: stage answers and gates, scoring inputs, decision chains)
 from store.db import make_engine
 
 config = context.config
