@@ -23,6 +23,8 @@ from nlp.calendar import SHANGHAI
 from store.db import upgrade
 
 PG_URL = os.environ.get("LEADBOT_TEST_POSTGRES_URL", "")
+# ../shared beside the checkout (CI lays it there); the project never needs it to run.
+SHARED = next((p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()), Path("/nonexistent/shared"))
 TEMPLATE = resources.files("bot").joinpath("templates/leadbot.toml").read_text(encoding="utf-8")
 
 

@@ -16,8 +16,9 @@ from types import ModuleType
 import pytest
 
 from nlp.extract import run_jsonl
+from tests.conftest import SHARED
 
-DEV = Path("/work/shared/extraction/dev.jsonl")
+DEV = SHARED / "extraction" / "dev.jsonl"
 OWN = Path(__file__).parent / "data" / "extraction" / "own.jsonl"
 
 # Fields owned by the core extractor, with the floor each must keep.

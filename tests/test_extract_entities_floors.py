@@ -20,12 +20,18 @@ from typing import Any
 import pytest
 
 from nlp.chat import split_record
-from nlp.classify import classify_industry, classify_intents, classify_sentiment, extract_next_action
+from nlp.classify import (
+    classify_industry,
+    classify_intents,
+    classify_sentiment,
+    extract_next_action,
+)
 from nlp.entities import extract_companies, extract_contacts
 from nlp.normalize import normalize
 from nlp.places import extract_place
+from tests.conftest import SHARED
 
-DEV = Path("/work/shared/extraction/dev.jsonl")
+DEV = SHARED / "extraction" / "dev.jsonl"
 OWN = Path(__file__).parent / "data" / "extraction" / "own.jsonl"
 
 DEV_FLOORS = {"contacts": 0.97, "companies": 0.95, "province": 0.98, "city": 0.98, "industry": 0.97,
