@@ -123,6 +123,28 @@ def use_indexed_capacity_count() -> None:
     leads.org_snapshot = fast  # type: ignore[assignment]
 
 
+class LockWatch:
+    """The longest write transaction since the last reset (SQLite holds its lock that long)."""
+
+    def __init__(self, db: Database) -> None:
+        from sqlalchemy import event
+
+        self.longest = 0.0
+        self._started: dict[int, float] = {}
+        event.listen(db.engine, "begin", lambda conn: self._started.__setitem__(id(conn), time.perf_counter()))
+        event.listen(db.engine, "commit", self._done)
+        event.listen(db.engine, "rollback", self._done)
+
+    def _done(self, conn: object) -> None:
+        start = self._started.pop(id(conn), None)
+        if start is not None:
+            self.longest = max(self.longest, (time.perf_counter() - start) * 1000)
+
+    def take(self) -> float:
+        longest, self.longest = self.longest, 0.0
+        return longest
+
+
 def _decided(db: Database) -> int:
     with db.engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM alert")).scalar_one())
@@ -165,16 +187,18 @@ def main() -> int:
     seed(db, args.leads, args.extra_indexes)
     clock = FakeClock(NOW)
     ctx = HandlerContext(clock=clock, secret="bench-secret-0123456789", rules=AssignmentRules(accept_within_hours=2))
-    settings = ScanSettings(batch=1000)
+    settings = ScanSettings()
     queued = [0]
 
     def enqueue(session: Session, out: list[Outgoing], when: datetime) -> None:
         queued[0] += len(out)  # the bench measures the scans; the outbox is the gateway's cost
 
     # The first tick of the day sends 今日待办 and the weekly report and settles the cursors.
+    watch = LockWatch(db)
     t0 = time.perf_counter()
     run_all(db, ctx, NOW - timedelta(minutes=1), enqueue, settings)
-    print(f"first tick of the day (今日待办 for {len(REPS)} reps, weekly report, cursors): {(time.perf_counter() - t0) * 1000:.0f} ms")
+    print(f"first tick of the day (今日待办 for {len(REPS)} reps, weekly report, cursors): "
+          f"{(time.perf_counter() - t0) * 1000:.0f} ms, longest transaction {watch.take():.0f} ms")
 
     samples, per_scan = [], {name: [] for name, _ in SCANS}
     for i in range(args.ticks):
@@ -193,6 +217,7 @@ def main() -> int:
     print("  per scan (median ms): " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in per_scan.items()))
 
     at = NOW + timedelta(minutes=5)
+    watch.take()
     plan = [("first_touch", int(x)) for x in args.due.split(",") if x]
     plan += [("unaccepted", int(x)) for x in args.reassign.split(",") if x]
     for name, count in plan:
@@ -204,7 +229,8 @@ def main() -> int:
         counts = {name: run_scan(db, name, dict(SCANS)[name], ctx, at, enqueue, settings)}
         ms = (time.perf_counter() - t) * 1000
         print(f"{name:>12} with {count:>6,} due: {ms:8.0f} ms ({ms * 1000 / count:6.0f} µs/row, "
-              f"{_decided(db) - before:,} alerts decided, {queued[0]:,} messages queued, the rest rolled into digests)")
+              f"{_decided(db) - before:,} alerts decided, {queued[0]:,} messages queued; "
+              f"longest transaction {watch.take():.0f} ms)")
         assert counts[name] == queued[0]
         at += timedelta(minutes=5)
     db.close()

@@ -21,8 +21,8 @@ class ScanSettings:
 
     # Rows per transaction (SQLite holds its write lock for a whole transaction, and the
     # inbox must not wait): alerts decided, leads re-assigned, reps' 今日待办 built.
-    batch: int = 500
-    reassign_batch: int = 50
+    batch: int = 200
+    reassign_batch: int = 20
     todo_batch: int = 50
     max_rounds: int = 1000
     interval_seconds: int = 60

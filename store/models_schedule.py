@@ -23,12 +23,15 @@ from store.types import UTCDateTime
 # Indexes the scans need on the lead table, so a tick reads only what is due even over
 # millions of leads: open cards by deadline (status + accept_due_at, instead of every
 # historical deadline), first-touch deadlines by accepted_at, and today's assignments
-# (the assignment engine's capacity count) by assigned_at. Declared here, bound to the
+# (the assignment engine's capacity count) by assigned_at, and a rep's open leads by
+# status and last touch (今日待办). Declared here, bound to the
 # lead table's columns, so they are part of the metadata; created by migration 0002.
 LEAD_SCAN_INDEXES = (
     Index("ix_lead_status_accept_due", Lead.__table__.c.status, Lead.__table__.c.accept_due_at),  # type: ignore[attr-defined]
     Index("ix_lead_accepted_at", Lead.__table__.c.accepted_at),  # type: ignore[attr-defined]
     Index("ix_lead_assigned_at_owner", Lead.__table__.c.assigned_at, Lead.__table__.c.owner_id),  # type: ignore[attr-defined]
+    Index("ix_lead_owner_status_touch", Lead.__table__.c.owner_id, Lead.__table__.c.status,  # type: ignore[attr-defined]
+          Lead.__table__.c.last_interaction_at),  # type: ignore[attr-defined]
 )
 
 

@@ -70,10 +70,12 @@ def upgrade() -> None:
         batch_op.create_index('ix_lead_status_accept_due', ['status', 'accept_due_at'], unique=False)
         batch_op.create_index('ix_lead_accepted_at', ['accepted_at'], unique=False)
         batch_op.create_index('ix_lead_assigned_at_owner', ['assigned_at', 'owner_id'], unique=False)
+        batch_op.create_index('ix_lead_owner_status_touch', ['owner_id', 'status', 'last_interaction_at'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.drop_index('ix_lead_owner_status_touch')
         batch_op.drop_index('ix_lead_assigned_at_owner')
         batch_op.drop_index('ix_lead_accepted_at')
         batch_op.drop_index('ix_lead_status_accept_due')
