@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -348,3 +348,15 @@ def on_ticket_text(session: Session, member: Member, text: str, ctx: HandlerCont
     customer = session.get(Customer, lead.customer_id) if lead is not None and lead.customer_id else None
     _, out = open_ticket(session, member, text, ctx, policy or TicketPolicy(), cause, customer)
     return out
+
+
+TICKET_VERBS = ("t_accept", "t_progress", "t_wait", "t_resume", "t_done")
+
+
+def action_handlers(policy: TicketPolicy) -> dict[str, Callable[[Session, Member, ActionKey, HandlerContext, str], list[Outgoing]]]:
+    """The ticket card's button verbs bound to ``policy``, to merge into the router's table."""
+
+    def handler(session: Session, member: Member, key: ActionKey, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+        return on_ticket_action(session, member, key, ctx, cause, policy)
+
+    return dict.fromkeys(TICKET_VERBS, handler)

@@ -184,3 +184,14 @@ def test_chat_report_becomes_a_ticket_for_the_named_customer(world: World) -> No
     ticket = world.all(select(Ticket))[0]
     assert ticket.priority == "P0" and ticket.customer_id == lead.customer_id
     assert out[0].member_id == "wangqiang" and out[0].dedupe_key == f"alert:ticket_new:{ticket.id}"
+
+
+def test_router_table_binds_the_policy(world: World) -> None:
+    from handlers.tickets import TICKET_VERBS, action_handlers
+
+    table = action_handlers(POLICY)
+    assert set(table) == set(TICKET_VERBS)
+    ticket, out = _open(world, "客户反馈设备报错 E04")
+    key = ActionKey.unpack(next(a.key for a in out[0].card.actions if a.label == "接单"), world.ctx.secret)  # type: ignore[union-attr]
+    reply = world.tx(lambda s: table[key.verb](s, s.get(Member, "wangqiang"), key, world.ctx, "r"))
+    assert "已接单" in reply[0].text and world.get(Ticket, ticket.id).status == "accepted"
