@@ -217,3 +217,27 @@ def test_next_contact_in_spring_festival_waits_for_the_first_working_morning(wor
     world.run(sh(2026, 2, 24, 9, 0))
     tue = _contact_cards(world)
     assert len(tue) == 1 and "2月20日" in tue[0][1].card.text and "顺延" in tue[0][1].card.text  # type: ignore[union-attr]
+
+
+async def test_quiet_hours_hold_cards_in_the_real_outbox_until_monday(bot, clock) -> None:  # type: ignore[no-untyped-def]
+    from scheduler.scans import run_all
+    from tests.conftest import JIANGSU_LEAD
+
+    clock.set(sh(2026, 3, 13, 16, 0))  # Friday
+    body = await bot.post_lead(**JIANGSU_LEAD)
+    first = body["owner"]
+    clock.set(sh(2026, 3, 13, 18, 0))
+    await asyncio.to_thread(run_all, bot.gateway.db, bot.gateway.ctx, clock.now(), bot.gateway.enqueue)
+    await bot.drain()
+    # The silent update of the first card goes out; nobody is pinged on Friday night.
+    assert (await bot.cards(first))[0]["status"].startswith("已转派")
+    view = await (await bot.client.get(f"/api/leads/{body['lead_id']}")).json()
+    assert [c for c in await bot.cards(view["owner"]) if c["title"].startswith("新线索")] == []
+    assert not [c for c in await bot.cards("chenjing") if "线索超时转派" in c["title"]]
+    clock.set(sh(2026, 3, 15, 12, 0))  # Sunday
+    await bot.drain()
+    assert [c for c in await bot.cards(view["owner"]) if c["title"].startswith("新线索")] == []
+    clock.set(sh(2026, 3, 16, 9, 0))  # Monday morning
+    await bot.drain()
+    assert len([c for c in await bot.cards(view["owner"]) if c["title"].startswith("新线索")]) == 1
+    assert len([c for c in await bot.cards("chenjing") if "线索超时转派" in c["title"]]) == 1
