@@ -7,10 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from store.models import Member, Region
+
+# pg_advisory_xact_lock key for the start-up org sync (any fixed 64-bit number of ours).
+ORG_SYNC_LOCK = 0x6C6561646F7267
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class MemberRow:
 
 def sync_org(session: Session, regions: Iterable[RegionRow], members: Iterable[MemberRow], now: datetime) -> None:
     """Upsert regions and members; members no longer configured become inactive (history keeps them)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Several `leadbot serve` processes starting together on one database would race to
+        # insert the same regions (UniqueViolation kills all but one): serialise the sync.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORG_SYNC_LOCK})
     wanted_regions = {r.name: r for r in regions}
     for row in session.execute(select(Region)).scalars():
         if row.name not in wanted_regions:
