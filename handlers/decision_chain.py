@@ -132,7 +132,9 @@ def chain_card(session: Session, customer: Customer) -> Card:
 
     def label(c: Contact) -> str:
         weight = f" · 权重 {c.decision_weight}" if c.decision_weight is not None else ""
-        return f"{c.name}{c.title or ''}{weight}"
+        # Stored as 王 / 设备科主任; people say 设备科王主任.
+        m = re.match(r"^([\u4e00-\u9fff]{1,6}?[科部处室组院厂])(.+)$", c.title or "")
+        return (f"{m.group(1)}{c.name}{m.group(2)}" if m else f"{c.name}{c.title or ''}") + weight
 
     lines: list[str] = []
     seen: set[int] = set()

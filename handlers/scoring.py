@@ -6,11 +6,12 @@ dealer rebates to the fen; explanations; recompute on input or formula change.
     [scoring]
     # Inputs that are not columns, stored per customer/lead (POST /api/scoring/facts);
     # a number without a value counts as 0, text as "", bool as false.
-    fields = { 微信互动次数 = "number", 官网停留分钟 = "number", 白皮书下载 = "number" }
+    # (TOML needs quotes around keys that are not ASCII.)
+    fields = { "微信互动次数" = "number", "官网停留分钟" = "number", "白皮书下载" = "number" }
 
     [scoring.health]
     formula = "MIN(跟进次数*5, 30) + IF(最近跟进天数<=14, 25, 0) + ..."
-    tiers = { 战略级 = 80, 重点跟进 = 60, 培育中 = 40 }   # score ≥ threshold, highest first
+    tiers = { "战略级" = 80, "重点跟进" = 60, "培育中" = 40 }   # score ≥ threshold; or [[80, "战略级"], …]
     default_tier = "暂缓"
 
     [scoring.lead]
@@ -20,7 +21,7 @@ dealer rebates to the fen; explanations; recompute on input or formula change.
 
     [scoring.rebate]
     formula = "ROUND(采购额 * IF(采购额 >= 500万, 3%, 1%), 2)"
-    fields = { 采购额 = "number" }   # yuan; the result is rounded half-up to the fen
+    fields = { "采购额" = "number" }   # yuan; the result is rounded half-up to the fen
 
 Health formula fields (besides ``[scoring] fields``): 行业, 省份, 城市 (text); 预算 (元),
 跟进次数 (confirmed follow-ups in the last 90 days), 最近跟进天数 (days since the last
@@ -224,9 +225,11 @@ def parse_scoring(raw: object, spots: Mapping[str, FormulaSpot] | None = None) -
     if tiers_raw is None:
         pairs: list[tuple[Decimal, str]] = [(Decimal(m), n) for m, n in DEFAULT_TIERS]
     else:
+        if isinstance(tiers_raw, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[1], str) for p in tiers_raw):
+            tiers_raw = {name: minimum for minimum, name in tiers_raw}
         if not isinstance(tiers_raw, dict) or not tiers_raw:
-            raise ScoringRuleError("health.tiers", "应写成 { 档位名 = 门槛分 } 表，例如 { 战略级 = 80, 重点跟进 = 60 }",
-                                   "must be a table of tier = minimum score")
+            raise ScoringRuleError("health.tiers", "应写成 { \"档位名\" = 门槛分 } 表，例如 { \"战略级\" = 80, \"重点跟进\" = 60 }",
+                                   "must be a table of tier = minimum score, or a list of [minimum, tier]")
         pairs = [(_decimal(v, f"health.tiers.{k}"), k) for k, v in tiers_raw.items()]
         for minimum, name in pairs:
             if len(name) > 8:

@@ -23,8 +23,8 @@ told when a deal enters it, and a notification template with variables.
     due_within_hours = 16                        # business hours after entering
     notify = ["manager"]                         # owner | manager | region_manager | a member id
     template = "{客户名称} 进入{阶段}，截止 {截止日期}"
-    fields = { 预算 = "amount" }                 # text | amount (元→分) | date | number
-    questions = { 痛点 = "客户目前最头疼的问题是什么？" }
+    fields = { "预算" = "amount" }               # text | amount (元→分) | date | number
+    questions = { "痛点" = "客户目前最头疼的问题是什么？" }   # (TOML: quote non-ASCII keys)
 
     [[stages]]
     name = "下次联系"
