@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from cards.model import Card
 from handlers.assignment import AssignmentRules
 from nlp.calendar import BusinessHours
+
+if TYPE_CHECKING:
+    from handlers.opportunities import RulesBook
 
 
 class Clock(Protocol):
@@ -75,6 +78,8 @@ class HandlerContext:
     secret: str
     rules: AssignmentRules = field(default_factory=AssignmentRules)
     enabled_platforms: tuple[str, ...] = ("sandbox",)
+    # Scoring formulas and stages (handlers.opportunities.RulesBook), swapped on reload.
+    sales_rules: "RulesBook | None" = None
 
     @property
     def business_hours(self) -> BusinessHours:

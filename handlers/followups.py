@@ -24,6 +24,7 @@ from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
 from handlers.dedupe import normalize_company, normalize_phone
 from handlers.leads import active_leads, audit, new_card_id
+from handlers.scoring import default_scoring, recompute_customer
 from nlp.calendar import SHANGHAI
 from nlp.extract import extract
 from store.models import CardHandle, Contact, Customer, FollowUp, Lead, Member, Opportunity, Ticket
@@ -323,6 +324,9 @@ def _confirm(session: Session, member: Member, draft: FollowUp, ctx: HandlerCont
     customer = session.get(Customer, draft.customer_id) if draft.customer_id else None
     if customer is not None:
         _update_customer(session, customer, fields, draft.next_contact_on, now)
+        assert customer.id is not None
+        scoring = ctx.sales_rules.current.scoring if ctx.sales_rules is not None else default_scoring()
+        recompute_customer(session, customer.id, scoring, now)
     out = _close(session, member, draft, f"已记录 · {member.name} · {now.astimezone(SHANGHAI):%m-%d %H:%M}", now, f"{cause}:card", ctx.secret)
     if {"sign_intent", "price_agreed"} & set(fields.get("intents", [])):
         out.append(_offer_opportunity(session, member, draft, ctx, cause))

@@ -16,14 +16,39 @@ from sqlmodel import Session
 
 from cards.model import Card, CardAction, CardField, card_to_dict
 from handlers.actions import ActionKey
-from handlers.context import HandlerContext, Outgoing
-from handlers.assignment import AssignmentRules, LeadFacts, OrgSnapshot, Rep, decide, next_rep_after_timeout
+from handlers.assignment import (
+    AssignmentRules,
+    LeadFacts,
+    OrgSnapshot,
+    Rep,
+    decide,
+    next_rep_after_timeout,
+)
 from handlers.assignment import Region as EngineRegion
 from handlers.assignment import RotationState as EngineRotation
-from handlers.dedupe import DuplicateMatch, LeadKeys, MatchKey, find_duplicate, lead_keys, normalize_company, normalize_phone
+from handlers.context import HandlerContext, Outgoing
+from handlers.dedupe import (
+    DuplicateMatch,
+    LeadKeys,
+    MatchKey,
+    find_duplicate,
+    lead_keys,
+    normalize_company,
+    normalize_phone,
+)
+from handlers.scoring import default_scoring, recompute_lead
 from nlp.calendar import SHANGHAI
 from nlp.provinces import canonical_province
-from store.models import AuditEvent, CardHandle, Customer, Lead, Member, Opportunity, Region, RotationState
+from store.models import (
+    AuditEvent,
+    CardHandle,
+    Customer,
+    Lead,
+    Member,
+    Opportunity,
+    Region,
+    RotationState,
+)
 
 SOURCES = ("官网表单", "抖音", "展会", "微信转发", "电话", "转介绍")
 INVALID_REASONS = ("空号", "同行", "重复", "无需求")
@@ -378,6 +403,9 @@ def intake(session: Session, form: LeadForm, ctx: HandlerContext) -> IntakeResul
     session.flush()
     assert lead.id is not None
     audit(session, "lead", lead.id, f"source:{form.source}", "created", "", now)
+    # The activity score decides the tier that score_tier rules route on (nurture vs sales).
+    scoring = ctx.sales_rules.current.scoring if ctx.sales_rules is not None else default_scoring()
+    recompute_lead(session, lead, scoring, now)
     note = ""
     if match is not None:
         note = match.message

@@ -133,7 +133,7 @@ _DEFAULT_LOCK = threading.Lock()
 
 def book_of(ctx: HandlerContext) -> RulesBook:
     """The rules book attached to ``ctx`` (``ctx.sales_rules``), else the built-in defaults."""
-    book = getattr(ctx, "sales_rules", None)
+    book = ctx.sales_rules
     if isinstance(book, RulesBook):
         return book
     global _DEFAULT_BOOK
@@ -145,7 +145,7 @@ def book_of(ctx: HandlerContext) -> RulesBook:
 
 def attach(ctx: HandlerContext, book: RulesBook) -> None:
     """Give handlers running with ``ctx`` this rules book."""
-    setattr(ctx, "sales_rules", book)
+    ctx.sales_rules = book
 
 
 # ----------------------------------------------------------------------------- state
