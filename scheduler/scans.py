@@ -463,34 +463,46 @@ def scan_next_contact(session: Session, ctx: HandlerContext, now: datetime, sett
 # ---------------------------------------------------------------- 6. 今日待办 TOP5
 
 
-def _todo_items(session: Session, rep: Member, now: datetime, today: date, settings: ScanSettings) -> tuple[list[TodoItem], list[AlertRecord]]:
+def _todo_items(session: Session, rep: Member, now: datetime, today: date, settings: ScanSettings,
+                contacts: dict[str, date]) -> tuple[list[TodoItem], int, list[AlertRecord]]:
+    """The candidates for a rep's TOP list (the largest stakes of each kind), how many there
+    are in all, and the rolled-over alerts folded in."""
     items: list[TodoItem] = []
+    total = 0
+    top = settings.todo_size
     end_of_day = datetime.combine(today + timedelta(days=1), time(0, 0), SHANGHAI)
-    for lead in session.execute(select(Lead).where(col(Lead.owner_id) == rep.id, col(Lead.status) == "assigned")).scalars():
-        money = fmt_money(lead.budget_fen)
-        items.append(TodoItem(f"接受或转派新线索 #{lead.id} {lead.company}",
-                              f"线索将被转派{('，可能错过' + money + '预算') if money else ''}", lead.budget_fen or 0, 2))
     stalled_before = now - timedelta(hours=settings.stalled_hours)
-    for lead in session.execute(
-        select(Lead).where(col(Lead.owner_id) == rep.id, col(Lead.status) == "accepted", col(Lead.last_interaction_at) <= stalled_before).limit(50)
-    ).scalars():
-        never = lead.accepted_at is not None and lead.last_interaction_at is not None and lead.last_interaction_at <= lead.accepted_at
-        money = fmt_money(lead.budget_fen)
-        items.append(TodoItem(("首次联系" if never else "回访") + f" #{lead.id} {lead.company}",
-                              f"客户可能转向同行{('，约' + money[1:] + '预算') if money else ''}", lead.budget_fen or 0, 1))
+    waiting = (col(Lead.owner_id) == rep.id, col(Lead.status) == "assigned")
+    stalled = (col(Lead.owner_id) == rep.id, col(Lead.status) == "accepted", col(Lead.last_interaction_at) <= stalled_before)
+    due_opps = (col(Opportunity.owner_id) == rep.id, col(Opportunity.stage_due_at) <= end_of_day)
+    for where in (waiting, stalled):
+        total += session.execute(select(func.count()).select_from(Lead).where(*where)).scalar_one()
+        for lead in session.execute(
+            select(Lead).where(*where).order_by(col(Lead.budget_fen).desc().nulls_last(), col(Lead.id)).limit(top)
+        ).scalars():
+            money = fmt_money(lead.budget_fen)
+            if where is waiting:
+                items.append(TodoItem(f"接受或转派新线索 #{lead.id} {lead.company}",
+                                      f"线索将被转派{('，可能错过' + money + '预算') if money else ''}", lead.budget_fen or 0, 2))
+                continue
+            never = lead.accepted_at is not None and lead.last_interaction_at is not None and lead.last_interaction_at <= lead.accepted_at
+            items.append(TodoItem(("首次联系" if never else "回访") + f" #{lead.id} {lead.company}",
+                                  f"客户可能转向同行{('，约' + money[1:] + '预算') if money else ''}", lead.budget_fen or 0, 1))
+    total += session.execute(select(func.count()).select_from(Opportunity).where(*due_opps)).scalar_one()
     for opp in session.execute(
-        select(Opportunity).where(col(Opportunity.owner_id) == rep.id, col(Opportunity.stage_due_at) <= end_of_day).limit(50)
+        select(Opportunity).where(*due_opps).order_by(col(Opportunity.amount_fen).desc().nulls_last(), col(Opportunity.id)).limit(top)
     ).scalars():
         money = fmt_money(opp.amount_fen)
         items.append(TodoItem(f"推进商机「{opp.name}」（{opp.stage}）",
                               f"丢失{money}商机" if money else "商机推进延后", opp.amount_fen or 0, 3))
-    for name in _contacts_due(session, today - timedelta(days=1), today).get(rep.id, {}):
+    for name in contacts:
         items.append(TodoItem(f"联系 {name}（约定今天）", "错过与客户约好的时间", 0, 2))
+    total += len(contacts)
     rolled = ledger.waiting_digest(session, rep.id)
     for rec in rolled:
         money = fmt_money(rec.stake_fen)
         items.append(TodoItem(rec.summary, f"涉及{money}" if money else "延后处理", rec.stake_fen or 0, 0))
-    return items, rolled
+    return items, total + len(rolled), rolled
 
 
 def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
@@ -519,14 +531,15 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
         ledger.advance_cursor(session, state, None, 0, now)
         ledger.advance_day(session, state, today, now)
     batch: list[Alert] = []
+    contacts = _contacts_due(session, today - timedelta(days=1), today)
     for rep in chunk:
-        items, rolled = _todo_items(session, rep, now, today, settings)
+        items, total, rolled = _todo_items(session, rep, now, today, settings, contacts.get(rep.id, {}))
         if not items:
             continue
         top = rank_todo(items, settings.todo_size)
         ledger.mark_digested(session, [r.id for r in rolled if r.id is not None])
-        batch.append(Alert(rep.id, "todo", f"todo:{rep.id}:{today.isoformat()}", f"今日待办 {len(items)} 项",
-                           card=todo_card(today, top, len(items))))
+        batch.append(Alert(rep.id, "todo", f"todo:{rep.id}:{today.isoformat()}", f"今日待办 {total} 项",
+                           card=todo_card(today, top, total)))
     return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
 
 
