@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -234,6 +235,8 @@ def main() -> int:
         assert counts[name] == queued[0]
         at += timedelta(minutes=5)
     db.close()
+    if not args.url:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
