@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -43,9 +44,17 @@ def enqueue(
 
 def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> list[OutboxMessage]:
     """Pending messages whose time has come, oldest first, locked for this transaction."""
+    earlier = aliased(OutboxMessage)
+    # Per-person order: a message waits while an earlier one to the same recipient is still
+    # pending and not due (backing off, or leased by another worker); otherwise the later
+    # one would overtake it during an outage.
+    blocked = exists().where(
+        earlier.platform == OutboxMessage.platform, earlier.recipient == OutboxMessage.recipient,
+        earlier.status == "pending", earlier.id < OutboxMessage.id, earlier.next_attempt_at > now,
+    )
     stmt = (
         select(OutboxMessage)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, ~blocked)
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
