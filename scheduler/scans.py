@@ -549,12 +549,15 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
 def _region_figures(session: Session, region: Region, now: datetime, settings: ScanSettings) -> RiskFigures:
     since = now - timedelta(days=7)
     reps = list(session.execute(select(col(Member.id)).where(col(Member.region) == region.name)).scalars())
-    created = list(session.execute(select(Lead).where(col(Lead.region) == region.name, col(Lead.created_at) >= since, col(Lead.created_at) < now)).scalars())
-    black = sum(
-        1 for l in created
-        if l.status in ("assigned", "unassigned")
-        or (l.status == "accepted" and (l.last_interaction_at is None or (l.accepted_at is not None and l.last_interaction_at <= l.accepted_at)))
+    week = (col(Lead.region) == region.name, col(Lead.created_at) >= since, col(Lead.created_at) < now)
+    # A black hole: a lead nobody ever followed up (still waiting, or accepted and untouched).
+    untouched = or_(
+        col(Lead.status).in_(("assigned", "unassigned")),
+        and_(col(Lead.status) == "accepted",
+             or_(col(Lead.last_interaction_at).is_(None), col(Lead.last_interaction_at) <= col(Lead.accepted_at))),
     )
+    created = session.execute(select(func.count()).select_from(Lead).where(*week)).scalar_one()
+    black = session.execute(select(func.count()).select_from(Lead).where(*week, untouched)).scalar_one()
     timeouts = session.execute(
         select(func.count()).select_from(AuditEvent).join(Lead, and_(col(AuditEvent.entity) == "lead", col(AuditEvent.entity_id) == col(Lead.id)))
         .where(col(AuditEvent.action) == "accept_timeout", col(AuditEvent.at) >= since, col(Lead.region) == region.name)
@@ -573,7 +576,7 @@ def _region_figures(session: Session, region: Region, now: datetime, settings: S
             .group_by(col(Ticket.priority))
         ).all()
     ) if reps else {}
-    return RiskFigures(region.name, len(created), black, int(timeouts), int(first_touch), int(stalled_count),
+    return RiskFigures(region.name, int(created), int(black), int(timeouts), int(first_touch), int(stalled_count),
                        int(stalled_amount or 0), int(tickets.get("P0", 0)), int(tickets.get("P1", 0)))
 
 
