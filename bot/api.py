@@ -32,7 +32,8 @@ async def create_lead(request: web.Request) -> web.Response:
         return _error(413, "请求体过大 / body too large")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: deeply nested arrays ("[[[[…") exhaust the decoder's stack.
         return _error(400, "请求体不是合法的 JSON / body is not valid JSON")
     if not isinstance(data, dict):
         return _error(400, "请求体应为 JSON 对象 / body must be a JSON object")
