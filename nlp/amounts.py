@@ -63,6 +63,8 @@ _CANDIDATE = re.compile(
     r"(?P<jiao>(?<=[块毛角])(?:[一二三四五六七八九]|[1-9](?![0-9.]))(?![十百千万亿个台套只件次批张]))?"
 )
 _GLUED = re.compile(r"(?:[A-Za-z_#第]|[A-Za-z][\-/.])$")
+# 3.5k-4.2k / 3w~5w: the second figure of a range after a unit, not a glued model number.
+_RANGE_AFTER_UNIT = re.compile(r"(?<![A-Za-z0-9_#\-/.])\d+(?:\.\d+)?\s*[kKwW]\s*[-~～]\s*$")
 _RANGE_SEP = re.compile(r"\s*(?:-|~|到|至|—|～)\s*")
 _FOREIGN_BEFORE = re.compile(
     r"(?:USD|US\$|\$|美元|美金|EUR|€|欧元|日元|日币|JPY|HKD|HK\$|港币|英镑|GBP|£|卢布|泰铢|新台币|台币|NT\$|TWD|韩元|"
@@ -83,7 +85,8 @@ _PRICE_LABEL = re.compile(
     r"做到|涨到|卖|收费|折后|到手|实付|应付|开票|付|费|租金|月租|年租|月供)[^\d号码]{0,4}$"
 )
 _ID_BEFORE = re.compile(r"(?:号|编号|单号|型号|码|No\.?|#)\s*[:：]?\s*$")
-_BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)\D{0,4}$")
+# 预算整体不能超过七十个: the budget word may sit a few words before the figure.
+_BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)[^\d，,。；;！!？?]{0,8}$")
 _BOUND_AFTER = re.compile(r"^\s*(?:以内|之内|以下|以上|上下|左右)")
 _BOUND_BEFORE = re.compile(r"(?:不超过|不高于|不低于|最多|最少|至少|最高|最低|约|大约|大概)\s*$")
 
@@ -199,7 +202,8 @@ def _scan(t: str) -> list[_Cand]:
                 pos = m.end()
                 num = m.group("num")
         # Digits glued to letters or other digits are ids and model numbers (LX-1204C, PO-2026).
-        if not m.group("pre") and _GLUED.search(t, max(0, m.start("num") - 2), m.start("num")):
+        if not m.group("pre") and _GLUED.search(t, max(0, m.start("num") - 2), m.start("num")) \
+                and not _RANGE_AFTER_UNIT.search(t, max(0, m.start("num") - 8), m.start("num")):
             continue
         if num[0] in "零〇" or num in ("十", "百", "千"):
             if not m.group("unit") and not m.group("cur"):
@@ -262,7 +266,10 @@ def _scan(t: str) -> list[_Cand]:
         if cur == "块" and not m.group("jiao"):
             nxt = t[end:end + 1]
             small_cn = not num[0].isdigit() and lo < 10 and not _PRICE_CONTEXT.search(t[max(0, m.start() - 6):m.start()])
-            measure_next = bool(nxt) and (
+            # 定金一万块今天打: a price word before, or a time word after, makes 块 the currency.
+            priced = bool(_PRICE_LABEL.search(t, max(0, m.start() - 8), m.start()) or _PRICE_CONTEXT.search(
+                t[max(0, m.start() - 6):m.start()])) or nxt in ("今", "明", "昨", "已", "都", "就", "也", "还")
+            measure_next = not priced and bool(nxt) and (
                 "\u4e00" <= nxt <= "\u9fff" and nxt not in "钱一每左上多的洋之以吧啊呢了" or (nxt.isascii() and nxt.isalpha())
             )
             if measure_next or small_cn:
@@ -303,7 +310,7 @@ def _is_money(c: _Cand, t: str) -> bool:
         return False
     if c.unit in ("k", "K"):
         # 2.3k? / 3k左右 are prices; 4K显示器, 10kV are not.
-        return not re.match(r"^[A-Za-z]", after) and not re.match(r"^[\u4e00-\u9fff](?<![左上以一每元块的吧啊呢了])", after)
+        return not re.match(r"^[A-Za-z]", after) and not re.match(r"^[\u4e00-\u9fff](?<![左上以一每元块的吧啊呢了之到至])", after)
     return False
 
 
@@ -391,6 +398,10 @@ def extract_amounts(text: str) -> list[dict[str, object]]:
             if sep and n_money and (money or not c.has_unit):
                 if not c.has_unit and n.unit:
                     mult = _BIG[n.unit]
+                    lo, hi = c.lo * mult, c.hi * mult
+                elif not c.has_unit and c.lo < 10 and re.fullmatch(r"[一二两三四五六七八九][十百千]", t[n.start:n.start + 2]):
+                    # 六到八千 / 三到五百: the magnitude is said once, on the second figure.
+                    mult = _SMALL[t[n.start + 1]]
                     lo, hi = c.lo * mult, c.hi * mult
                 if lo <= n.hi:
                     lo, hi, end, money = lo, n.hi, n.end, True

@@ -516,7 +516,7 @@ def _holiday_span(m: re.Match[str], ref: date) -> date | None:
 
 
 @_rule(r"(?<![\d一二三四五六七八九十百千万两])" + _HOLIDAY_NAMES + r"节?(?:放假|假期|长假|小长假|收假)?"
-       r"(?P<ba>前|之前|以前|后|之后|以后|过后|回来|过完|结束后)(?:第一天|最后一天|上班|开工)?", "[前后来完]")
+       r"(?P<ba>前(?!后)|之前|以前|后|之后|以后|过后|回来|过完|结束后)(?:第一天|最后一天|上班|开工)?", "[前后来完]")
 def _holiday_relative(m: re.Match[str], ref: date) -> date | None:
     name = _named(m)
     h = _holiday_period(name, ref)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from nlp.lexicon import LexiconFile, as_list, lexicon_path, to_simplified, word_alternation
@@ -151,7 +151,7 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         role_latin=re.compile(f"{_starts(role_titles + latin_roles)}(?P<t>{roles_re})[ \u3000]?[:：]?[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
         surname_only=re.compile(
-            f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?P<t2>{_alt(role_titles)}))?"),
+            f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?:那个|那位|这个|这位)?(?P<t2>{_alt(role_titles)}))?"),
         title_end=re.compile(f"(?:{titles_re})$"),
         intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
@@ -201,6 +201,8 @@ _LEFT_WORDS = ("与", "和", "跟", "是", "给", "找", "被", "及", "单位",
 _BOUNDARY_RE = "(?:^|(?<=[^\u4e00-\u9fff])|" + "|".join(f"(?<={w})" for w in _LEFT_WORDS) + ")"
 # After 的 as well: 呼和浩特的蒙源乳业, 做小家电的卓越电器.
 _BOUNDARY_DE_RE = _BOUNDARY_RE[:-1] + "|(?<=的))"
+# …and, for a name with a strong suffix, after 这家/那家 (这家鸿泰塑胶; 那家食品厂 stays a description).
+_BOUNDARY_DEMO_RE = _BOUNDARY_RE[:-1] + "|(?<=的)|(?<=这家)|(?<=那家))"
 
 # ---------------------------------------------------------------- company rules
 
@@ -221,6 +223,11 @@ class CompanyRules:
     not_in_name: frozenset[str]
     departments: tuple[str, ...]
     legal_suffixes: tuple[str, ...]
+    context_brands: re.Pattern[str]
+    short_name: re.Pattern[str]
+    not_short_names: frozenset[str]
+    called: re.Pattern[str]
+    latin_customer: re.Pattern[str]
 
 
 def _build_companies(data: dict[str, Any]) -> CompanyRules:
@@ -247,7 +254,7 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         placed=re.compile(
             f"(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:(?:{placed_ch}){{0,8}}?(?:{legal}))?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
-        standalone=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
+        standalone=re.compile(f"{_BOUNDARY_DEMO_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
                               f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
         # 冀东装备（做起重机的）: a name followed by a bracket that says what the company makes.
         described=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2,8}})(?=[（(](?:做|生产|专做|主营|是)[^（()）]{{1,16}}[）)])"),
@@ -259,6 +266,18 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         not_in_name=frozenset(not_in_name),
         departments=tuple(sorted(as_list(data["department_words"]), key=len, reverse=True)),
         legal_suffixes=tuple(as_list(data["legal_suffixes"])),
+        # 卖给美的的, 跟美的那边: ambiguous brands need a business word on either side.
+        context_brands=re.compile(
+            f"(?:(?<=[跟和与是])|(?<=卖给)|(?<=发给)|(?<=客户)|(?<=供货)|(?<=合作))(?P<n>{_alt(as_list(data.get('context_brands')))})"
+            f"|(?P<n2>{_alt(as_list(data.get('context_brands')))})(?=那边|这边|方面|集团|公司|的(?:采购|设备|工厂|项目|人|订单|单子))"),
+        # 蓝科那边, 华锐精机这边: a short name right before 那边/这边/方面, at a boundary.
+        short_name=re.compile(f"{_BOUNDARY_RE}(?P<n>(?:{namech}){{2,4}}|[A-Z][A-Za-z&]{{1,15}})"
+                              f"(?={_alt(as_list(data.get('short_name_followers')))})"),
+        not_short_names=frozenset(as_list(data.get("not_short_names"))),
+        # 那家叫宏达的供应商 / 一家叫鼎盛的公司.
+        called=re.compile(f"叫(?:做)?(?P<n>(?:{namech}){{2,6}}|[A-Z][A-Za-z&]{{1,15}})的?(?={_alt(as_list(data.get('org_nouns')))})"),
+        # 客户：Foxconn / 客户是 Flex: a Latin name given as the customer.
+        latin_customer=re.compile(r"(?:客户|公司|单位)(?:是|[:：])[ \u3000]*(?P<n>[A-Z][A-Za-z&]{2,15})(?![A-Za-z])"),
     )
 
 
@@ -488,7 +507,7 @@ def _familiar_ok(simp: str, at: int, surname: str, rules: PeopleRules) -> bool:
     return nxt == "" or nxt in rules.familiar_followers
 
 
-def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules) -> str | None:
+def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules, with_next: bool = True) -> str | None:
     """A card's title on the next line: 新疆天钰光伏硅材料有限公司｜设备采购主管, Sales Director, 厦门…"""
     if simp[line_end:line_end + 1] != "\n":
         return None
@@ -499,6 +518,15 @@ def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules) -> str 
         m = pat.search(line)
         if m:
             return text[line_end + 1 + m.start("t"):line_end + 1 + m.end("t")]
+    if with_next and (_COMPANIES.get().any_legal.search(line) or not line.strip()):
+        # 孙丽华 / 青岛海联重工机械有限公司 / 采购经理: the title on its own line below the company.
+        nl2 = simp.find("\n", nl + 1)
+        nl2 = len(simp) if nl2 < 0 else nl2
+        below = simp[nl + 1:nl2].strip(" \u3000")
+        if nl < len(simp) and rules.title_end.fullmatch(below):
+            at = simp.index(below, nl + 1)
+            return text[at:at + len(below)]
+        return _line_title(simp, text, nl, rules, with_next=False) if nl < len(simp) else None
     return None
 
 
@@ -536,11 +564,18 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
         mentions.append(_Mention(pos, nm, title, ours, _surname_key(nm, rules)))
         taken[pos:end] = b"\x01" * (end - pos)
 
-    def bracket_after(end: int) -> tuple[str | None, int]:
+    def bracket_after(end: int, surname: str | None = None) -> tuple[str | None, int]:
         bm = rules.bracket.match(text, end)
         if not bm:
             return None, end
         frag = bm.group("b")
+        fs = to_simplified(frag.strip())
+        if surname and fs.startswith(surname) and 1 <= len(fs) - len(surname) <= 2 and \
+                re.fullmatch(f"[{_CJK}]+", fs) and not _title_in(fs, rules):
+            # 丁总（丁建华）: the bracket spells out the person's full name.
+            at = bm.start("b") + len(frag) - len(frag.lstrip())
+            mentions.append(_Mention(at, text[at:at + len(fs)], None, False, _surname_key(fs, rules)))
+            return None, bm.end()
         comp = _bracket_company(frag, crules, rules)
         if comp:
             companies.append((bm.start() + 1, comp))
@@ -641,7 +676,8 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
 
     # Full name + title: 设备科的和志强科长, 机电科的白云飞科长.
     for m in rules.full_titled.finditer(simp):
-        if not free(m.start(), m.end()) or not _is_boundary(simp, m.start()) and simp[m.start() - 1] not in "的、和":
+        if not free(m.start(), m.end()) or not _is_boundary(simp, m.start()) and simp[m.start() - 1] not in "的、和" \
+                and not (simp[m.start() - 1] in "部科处室组" and len(m.group("g")) >= 1):  # 采购部张伟经理
             continue
         g = m.group("g")
         if len(m.group("t")) < 2 or any(ch in rules.name_stop for ch in g) or simp.startswith(rules.not_names, m.start()):
@@ -656,7 +692,7 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
             continue
         if not _attached_ok(simp, m.group("s"), m.group("t"), m.start(), m.end(), rules):
             continue
-        title, _ = bracket_after(m.end())
+        title, _ = bracket_after(m.end(), m.group("s"))
         add(m.start(), m.end(), m.span("s"), text[m.start("t"):m.end("t")])
 
     # 他们老板姓鲍 → 鲍 / 老板.
@@ -774,6 +810,24 @@ def _merge(mentions: list[_Mention]) -> list[dict[str, str | None]]:
     return [r for _, r in records]
 
 
+_TITLE_AFTER: dict[int, re.Pattern[str]] = {}
+
+
+def _title_after(simp: str, text: str, mt: _Mention, rules: PeopleRules) -> str | None:
+    """Kevin Wang是他们的IT经理 / 韩梅是对方采购: a role given right after the name."""
+    end = mt.pos + len(mt.name)
+    if simp[mt.pos:end] != to_simplified(mt.name):
+        return None
+    pat = _TITLE_AFTER.get(id(rules))
+    if pat is None:
+        pat = re.compile(r"[ ]?是(?:他们|她们|对方|客户|厂里|那边|公司|厂家)?(?:的|那边的)?[ ]?"
+                         f"(?P<t>{_alt(list(rules.titles))})(?=[，,。；;！!？?\s]|$)")
+        _TITLE_AFTER.clear()
+        _TITLE_AFTER[id(rules)] = pat
+    m = pat.match(simp, end)
+    return text[m.start("t"):m.end("t")] if m else None
+
+
 def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[str, str | None]]:
     """The named customer-side people in ``text`` as ``[{"name", "title"}]``, in order of mention."""
     rules = _PEOPLE.get()
@@ -785,10 +839,21 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
     ours_keys = {_surname_key(n, rules) for n in ours_names if not n.isascii()}
     ours_latin = {n.lower() for n in ours_names if n.isascii()}
     ours_latin |= {mt.name.lower() for mt in mentions if mt.ours and mt.name.isascii()}
+    simp = to_simplified(text)
+    # 徐工, Festo: a brand is a company, not a Mr 徐 the engineer.
+    brand_spans = [m.span() for m in crules.brands.finditer(simp)]
     kept: list[_Mention] = []
     for mt in mentions + speakers.mentions:
-        if mt.ours or to_simplified(mt.name) in corrected:
+        if mt.ours or to_simplified(mt.name) in corrected or to_simplified(mt.name + (mt.title or "")) in corrected:
+            continue  # 不是邓经理，是郑经理
+        if any(a <= mt.pos < b for a, b in brand_spans):
             continue
+        if simp[max(0, mt.pos - 2):mt.pos] in ("叫我", "喊我", "我是", "叫俺") and simp[mt.pos:mt.pos + 1] in "小老":
+            continue  # 客户叫我小林: the rep's own nickname
+        if mt.title is None:
+            after = _title_after(simp, text, mt, rules)
+            if after is not None:
+                mt = replace(mt, title=after)  # a copy: scanned mentions are memoised
         if mt.name.isascii():
             if mt.name.lower() in ours_latin or mt.name.split(" ")[0].lower() in ours_latin:
                 continue
@@ -808,8 +873,34 @@ def _generic_company(name: str, crules: CompanyRules) -> bool:
     core = crules.strip_tail.sub("", name)
     if len(core) < 2 or core in crules.generic:
         return True
+    if name.endswith(("厂", "局")) and not name.endswith("总厂") and len(name) < 5:
+        return True  # 煤机厂, 热电厂, 供电局: a kind of plant or office, not a name
+
     rest = crules.generic_parts.sub("", core)
     return len(rest) < 2
+
+
+def _short_name_ok(simp: str, at: int, name: str, rules: PeopleRules, crules: CompanyRules) -> bool:
+    """Whether ``name`` before 那边/这边 is an organisation (蓝科那边) rather than a place, a
+    person (潘总那边, 老周这边), a department or an ordinary word (客户那边, 财务那边)."""
+    if name in crules.not_short_names or name in crules.generic or name in _NOT_NAMES:
+        return False
+    if name.isascii():
+        return name not in rules.latin_names and name not in rules.latin_not_names and _latin_ok(name, rules)
+    if any(name.endswith(w) for w in crules.not_short_names) or crules.generic_parts.fullmatch(name):
+        return False
+    if _PLACE_TABLE.pattern.match(name) or any(p in name for p in ("省", "市", "区", "县")):
+        return False  # 宁波那边, 杭州萧山那边: places
+    if name[0] in "老小" or name.startswith(("我", "你", "他", "她", "它", "咱")):
+        return False
+    am = rules.attached.match(name)
+    if am and am.end() == len(name):
+        return False  # 潘总那边, 王工这边
+    if any(name.endswith(t) for t in rules.titles):
+        return False  # 采购经理那边
+    if re.search(r"[\d一二三四五六七八九十百千万几两]", name):
+        return False
+    return True
 
 
 def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
@@ -848,6 +939,18 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
                 cands.append(span(m, "n"))
     for m in crules.brands.finditer(simp):
         cands.append(span(m))
+    for m in crules.context_brands.finditer(simp):
+        cands.append(span(m, "n" if m.group("n") else "n2"))
+    for m in crules.short_name.finditer(simp):
+        n = m.group("n")
+        if _short_name_ok(simp, m.start("n"), n, rules, crules):
+            cands.append(span(m, "n"))
+    for m in crules.called.finditer(simp):
+        if m.group("n") not in crules.generic and m.group("n") not in crules.not_short_names:
+            cands.append(span(m, "n"))
+    for m in crules.latin_customer.finditer(simp):
+        if m.group("n") not in rules.latin_names and _latin_ok(m.group("n"), rules):
+            cands.append(span(m, "n"))
     _, bracketed = _scan_people(text, rules, crules)
     cands.extend(bracketed)
     cands.extend(_speaker_sides(text, segments, rules, crules).companies)
