@@ -124,10 +124,56 @@ def classify_industry(text: str) -> str | None:
 # ---------------------------------------------------------------- intents
 
 @dataclass(eq=False)
-class IntentRules:
-    """intents.toml, compiled: per label, a pattern and an optional exception pattern."""
+class IntentContext:
+    """intents.toml ``[context]``, compiled: when a matched cue does not state the intent.
 
-    rules: list[tuple[str, re.Pattern[str], re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None]]
+    ``negation`` is tried on the clause text just before a cue (不打算改造, 没说要样品, 还没决定要不要下单);
+    ``hypothetical`` cancels the labels in ``hypothetical_labels`` when the cue sits in a
+    condition (如果以后要扩产的话…, 价格能接受的话就签: the condition is not the fact).
+    """
+
+    negation: re.Pattern[str] | None
+    hypothetical_before: re.Pattern[str] | None
+    hypothetical_after: re.Pattern[str] | None
+    hypothetical_labels: frozenset[str]
+
+
+@dataclass(eq=False)
+class IntentRule:
+    """One label of intents.toml, compiled."""
+
+    label: str
+    pattern: re.Pattern[str]
+    exceptions: re.Pattern[str] | None
+    weak: re.Pattern[str] | None
+    requires: re.Pattern[str] | None
+    # A cue after ``past_before`` and followed by ``past_after`` tells what already happened
+    # (我们上次改造的那套, 上周去拜访过了), not what the customer needs now.
+    past_before: re.Pattern[str] | None
+    past_after: re.Pattern[str] | None
+
+
+@dataclass(eq=False)
+class IntentRules:
+    """intents.toml, compiled: per label, a pattern and optional exception, weak and context patterns."""
+
+    rules: list[IntentRule]
+    context: IntentContext
+
+
+def _opt_re(value: Any) -> re.Pattern[str] | None:
+    pats = as_list(value) if not isinstance(value, str) else [value]
+    return re.compile(_regex_alt(pats)) if pats else None
+
+
+def _build_context(spec: dict[str, Any]) -> IntentContext:
+    neg = _opt_re(spec.get("negation"))
+    return IntentContext(
+        negation=re.compile(f"(?:{neg.pattern})$") if neg else None,
+        hypothetical_before=_opt_re(spec.get("hypothetical_before")),
+        hypothetical_after=_opt_re(spec.get("hypothetical_after")),
+        hypothetical_labels=frozenset(as_list(spec.get("hypothetical_labels"))),
+    )
 
 
 def _build_intents(data: dict[str, Any]) -> IntentRules:
@@ -137,27 +183,86 @@ def _build_intents(data: dict[str, Any]) -> IntentRules:
         pats = as_list(spec.get("patterns"))
         if not pats:
             continue
-        exc = as_list(spec.get("except"))
-        weak, req = as_list(spec.get("weak")), as_list(spec.get("requires"))
-        rules.append((label, re.compile(_regex_alt(pats)), re.compile(_regex_alt(exc)) if exc else None,
-                      re.compile(_regex_alt(weak)) if weak else None, re.compile(_regex_alt(req)) if req else None))
-    return IntentRules(rules)
+        past_after = _opt_re(spec.get("past_after"))
+        rules.append(IntentRule(label, re.compile(_regex_alt(pats)), _opt_re(spec.get("except")),
+                                _opt_re(spec.get("weak")), _opt_re(spec.get("requires")),
+                                _opt_re(spec.get("past_before")),
+                                re.compile(past_after.pattern) if past_after else None))
+    return IntentRules(rules, _build_context(data.get("context", {})))
 
 
 _INTENTS: LexiconFile[IntentRules] = LexiconFile(lexicon_path("intents"), _build_intents)
+# Where a clause starts or ends for the context rules (a negator never reaches over a comma).
+_CONTEXT_BREAK = re.compile(r"[，,。！!？?；;：:\n]")
+_CONTEXT_BEFORE = 12
 
 
 def _blank(m: re.Match[str]) -> str:
     return "\u3000" * len(m.group(0))
 
 
+def _clause_before(text: str, pos: int) -> str:
+    """Up to ``_CONTEXT_BEFORE`` characters before ``pos``, from the last clause break on."""
+    head = text[max(0, pos - _CONTEXT_BEFORE):pos]
+    breaks = list(_CONTEXT_BREAK.finditer(head))
+    return head[breaks[-1].end():] if breaks else head
+
+
+def _clause_after(text: str, pos: int) -> str:
+    m = _CONTEXT_BREAK.search(text, pos)
+    return text[pos:m.start() if m else len(text)]
+
+
+def cue_stands(text: str, m: re.Match[str], context: IntentContext, label: str | None = None,
+               past_before: re.Pattern[str] | None = None, past_after: re.Pattern[str] | None = None) -> bool:
+    """Whether the cue matched by ``m`` states what it says: not negated, not hypothetical, not past."""
+    before = _clause_before(text, m.start())
+    if context.negation is not None and context.negation.search(before):
+        return False
+    if label is not None and label in context.hypothetical_labels:
+        if context.hypothetical_before is not None and context.hypothetical_before.search(before):
+            return False
+        if context.hypothetical_after is not None and context.hypothetical_after.search(_clause_after(text, m.end())):
+            return False
+    if past_before is not None and past_after is not None and past_before.search(before) \
+            and past_after.match(_clause_after(text, m.end())):
+        return False
+    return True
+
+
+def _found(text: str, pat: re.Pattern[str], context: IntentContext, rule: IntentRule | None = None) -> bool:
+    for m in pat.finditer(text):
+        if rule is None:
+            if cue_stands(text, m, context):
+                return True
+        elif cue_stands(text, m, context, rule.label, rule.past_before, rule.past_after):
+            return True
+    return False
+
+
+# A weak cue (a fault) counts only with a ``requires`` cue (what we delivered) this close to it.
+_REQUIRES_NEAR = 24
+
+
+def _weak_found(text: str, rule: IntentRule, context: IntentContext) -> bool:
+    assert rule.weak is not None and rule.requires is not None
+    for m in rule.weak.finditer(text):
+        if rule.requires.search(text, max(0, m.start() - _REQUIRES_NEAR), m.end() + _REQUIRES_NEAR) \
+                and cue_stands(text, m, context, rule.label, rule.past_before, rule.past_after):
+            return True
+    return False
+
+
 @lru_cache(maxsize=256)
 def _intents_cached(prepared: str, rules: IntentRules) -> tuple[str, ...]:
     out = []
-    for label, pat, exc, weak, req in rules.rules:
-        body = exc.sub(_blank, prepared) if exc is not None else prepared
-        if pat.search(body) or (weak is not None and req is not None and weak.search(body) and req.search(body)):
-            out.append(label)
+    ctx = rules.context
+    for rule in rules.rules:
+        body = rule.exceptions.sub(_blank, prepared) if rule.exceptions is not None else prepared
+        if _found(body, rule.pattern, ctx, rule) or (
+                rule.weak is not None and rule.requires is not None and rule.requires.search(body)
+                and _weak_found(body, rule, ctx)):
+            out.append(rule.label)
     return tuple(out)
 
 
@@ -192,11 +297,12 @@ def classify_sentiment(text: str) -> str:
     rules = _SENTIMENT.get()
     prepared = prepare(text)
     body = rules.exceptions.sub(_blank, prepared) if rules.exceptions is not None else prepared
-    if rules.negative.search(body):
+    intent_rules = _INTENTS.get()
+    if _found(body, rules.negative, intent_rules.context):
         return "negative"
-    if rules.positive.search(body):
+    if _found(body, rules.positive, intent_rules.context):
         return "positive"
-    intents = _intents_cached(prepared, _INTENTS.get())
+    intents = _intents_cached(prepared, intent_rules)
     if "sign_intent" in intents or "price_agreed" in intents:
         return "positive"
     return "neutral"
