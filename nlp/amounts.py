@@ -45,6 +45,7 @@ _NUMERAL = (
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+多(?=[万亿wW块元])|\d+(?:\.\d+)?"
     # A Chinese run either has 十/百/千 in it or is followed by a unit, 个 or a range
     # separator: bare 一/三 (一家, 三台) are not worth a candidate.
+    r"|[零〇一二两三四五六七八九十]{1,3}点[零〇一二三四五六七八九]{1,3}(?=\s*[万亿])"
     r"|(?:[零〇一二两三四五六七八九几]{0,4}[十百千][零〇一二两三四五六七八九十百千几]{0,8}"
     r"|[零〇一二两三四五六七八九几]{1,4}(?=\s*来?\s*个?\s*[万亿wWkK元块毛角个到至\-~—]))(?:多(?=[万亿wW块元]))?)"
 )
@@ -73,12 +74,16 @@ _FOREIGN_AFTER = re.compile(
     r"^\s*(?:美元|美金|欧元|日元|日币|港币|港元|英镑|卢布|泰铢|新台币|台币|韩元|新加坡元|新币|澳元|加元|越南盾|卢比|马币|"
     r"林吉特|日圆|USD|EUR|JPY|HKD|GBP|TWD|SGD|AUD|CAD|刀)")
 _CORRECTED_AFTER = re.compile(
-    r"^\s*(?:是|也是)?(?:笔误|写错|听错|记错|说错|看错|搞错|弄错|算错|打错|错的|有误|错了|不对|作废)"
+    r"^\s*[，,]?\s*(?:是|也是)?(?:笔误|写错|听错|记错|说错|看错|搞错|弄错|算错|打错|错的|有误|错了|不对|作废)"
+    # 四十万哦不是四十万是四十五万: a spoken self-correction followed by the right figure.
+    r"|^\s*[，,]?\s*[哦噢啊呃嗯额]?\s*(?:不是|不对|不不)\s*[，,]?\s*(?=[\d零一二两三四五六七八九十])"
 )
 _CORRECTED_BEFORE = re.compile(r"(?:不是|误写成|写成了|错写成)\s*$")
 _WATT_CONTEXT = re.compile(r"(?:功率|电机|马达|瓦|额定|光源|灯|激光|加热|风机|电源|逆变|输出)")
 _PRICE_CONTEXT = re.compile(
-    r"(?:价|报|卖|费|款|钱|预算|金额|成本|还价|砍到|便宜|贵|一台|一套|一只|一个|一件|每台|每套|每只|每个|每件|单台|单套)"
+    r"(?:价|报|卖|费|款|钱|预算|金额|成本|还价|砍到|便宜|贵|[一每单][台套只个件支根条片吨箱瓶盒桶]"
+    # 最多畀一千 / 至少给八百: an offer is money even without a currency word.
+    r"|(?:最多|最少|至少|顶多|只能|只肯)\s*(?:给|畀|出|付|肯给|肯出|能给))"
 )
 _PRICE_LABEL = re.compile(
     r"(?:价|报了|报到|预算|金额|费用|花了|付了|尾款|定金|货款|回款|总额|合计|共计|优惠到|降到|砍到|还到|压到|谈到|"
@@ -86,9 +91,9 @@ _PRICE_LABEL = re.compile(
 )
 _ID_BEFORE = re.compile(r"(?:号|编号|单号|型号|码|No\.?|#)\s*[:：]?\s*$")
 # 预算整体不能超过七十个: the budget word may sit a few words before the figure.
-_BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批下来|经费|投资|资金|拨了|只给|给了)[^\d，,。；;！!？?]{0,8}$")
+_BUDGET_BEFORE = re.compile(r"(?:预算|批了|只批|批的|批复|批下来|经费|投资|资金|拨了|只给|给了)[^\d，,。；;！!？?]{0,8}$")
 _BOUND_AFTER = re.compile(r"^\s*(?:以内|之内|以下|以上|上下|左右)")
-_BOUND_BEFORE = re.compile(r"(?:不超过|不高于|不低于|最多|最少|至少|最高|最低|约|大约|大概)\s*$")
+_BOUND_BEFORE = re.compile(r"(?:不超过|不高于|不低于|最多|最少|至少|最高|最低|约|大约|大概)\s*(?:只)?(?:给|畀|出|付|能给|肯给|肯出)?\s*$")
 
 
 def _cn_int(s: str) -> tuple[int, int] | None:
@@ -100,13 +105,21 @@ def _cn_int(s: str) -> tuple[int, int] | None:
     if not s:
         return None
     # Collapsed neighbours: two different digits, then an optional small unit.
-    m = re.fullmatch(r"([一二两三四五六七八九])([一二两三四五六七八九])([十百千])?", s)
+    m = re.fullmatch(r"(.*[十百千])?([一二两三四五六七八九])([一二两三四五六七八九])([十百千])?", s)
     if m:
-        a, b = _DIGIT[m.group(1)], _DIGIT[m.group(2)]
-        if a < b:
-            unit = _SMALL.get(m.group(3) or "", 1)
-            return a * unit, b * unit
-        return None
+        a, b = _DIGIT[m.group(2)], _DIGIT[m.group(3)]
+        head_text = m.group(1) or ""
+        head = _cn_int_exact(head_text) if head_text else 0
+        if a >= b or head is None:
+            return None
+        if m.group(4):
+            unit = _SMALL[m.group(4)]
+            if head_text and unit >= _SMALL[head_text[-1]]:
+                return None
+        else:
+            # 十二三 = 12..13, 三千五六 = 3500..3600: the digits count in the next unit down.
+            unit = _SMALL[head_text[-1]] // 10 if head_text else 1
+        return head + a * unit, head + b * unit
     if "几" in s:
         lo = _cn_int_exact(s.replace("几", "一"))
         hi = _cn_int_exact(s.replace("几", "九"))
@@ -147,6 +160,13 @@ def _cn_int_exact(s: str) -> int | None:
 
 
 def _numeral(text: str) -> tuple[float, float] | None:
+    if "点" in text and not text[0].isdigit():
+        whole, _, frac = text.partition("点")
+        w = _cn_int_exact(whole)
+        if w is None or not frac or any(ch not in _DIGIT for ch in frac):
+            return None
+        v = float(f"{w}." + "".join(str(_DIGIT[ch]) for ch in frac))
+        return v, v
     if text[0].isdigit():
         if text.endswith("多"):
             # 50多万 = 51..59万, like 五十几万; 100多万 = 110..190万.

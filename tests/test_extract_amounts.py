@@ -124,3 +124,29 @@ def test_span_is_original_text() -> None:
 def test_integer_values_are_ints() -> None:
     a = extract_amounts("12.5万")[0]
     assert a["yuan_min"] == 125000 and isinstance(a["yuan_min"], int)
+
+
+# Spec categories that a review of held-out-style errors showed missing (issue 4):
+# collapsed neighbours after a head, Chinese decimals, spoken self-corrections,
+# budget slang after 批的是, per-unit prices with 单个/一支, and offers (最多给…).
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("一套大概十二三万", [(120000, 130000)]),
+        ("预算一千二三百万左右", [(12000000, 13000000)]),
+        ("一百二三十万的样子", [(1200000, 1300000)]),
+        ("三千五六一台", [(3500, 3600)]),
+        ("设备预算一点二亿", [(120000000, 120000000)]),
+        ("首付三点五万", [(35000, 35000)]),
+        ("报价是28.5万，打错了，应该是25.8万", [(258000, 258000)]),
+        ("预算四十万哦不是四十万是四十五万", [(450000, 450000)]),
+        ("三十万不是小数目", [(300000, 300000)]),
+        ("上面批的是一百五十个，多一分都不行", [(1500000, 1500000)]),
+        ("订了二百个托盘，单个三百二", [(320, 320)]),
+        ("一千二一支他不肯，最多给一千", [(1200, 1200), (1000, 1000)]),
+        ("三十二三个人参加", []),
+    ],
+)
+def test_generalised_amount_categories(text: str, expected: list[tuple[int, int]]) -> None:
+    got = [(a["yuan_min"], a["yuan_max"]) for a in extract_amounts(text)]
+    assert got == expected
