@@ -78,6 +78,11 @@ class IndustryRules:
 
     pattern: re.Pattern[str]
     label_of: dict[str, str | None]
+    # label → (more specific label, words that may follow the cue closely)
+    refine: dict[str, list[tuple[str, re.Pattern[str]]]]
+
+
+_REFINE_REACH = 4
 
 
 def _cue_re(cue: str) -> str:
@@ -96,7 +101,10 @@ def _build_industry(data: dict[str, Any]) -> IndustryRules:
         for cue in as_list(cues):
             label_of.setdefault(cue, None if label == "none" else label)
     cues = sorted(label_of, key=len, reverse=True)
-    return IndustryRules(re.compile(_first_chars(cues) + "(?:" + "|".join(_cue_re(c) for c in cues) + ")"), label_of)
+    refine = {label: [(specific, re.compile(_alt(as_list(words)))) for specific, words in table.items()]
+              for label, table in data.get("refine", {}).items()}
+    return IndustryRules(re.compile(_first_chars(cues) + "(?:" + "|".join(_cue_re(c) for c in cues) + ")"),
+                         label_of, refine)
 
 
 _INDUSTRY: LexiconFile[IndustryRules] = LexiconFile(lexicon_path("industry"), _build_industry)
@@ -118,7 +126,11 @@ def classify_industry(text: str) -> str | None:
             continue  # our own product line is not the customer's industry
         if m.group(0)[0] == "家" and prepared[m.start() - 1:m.start()] in _MEASURE_BEFORE_JIA:
             continue  # 那家电动车整车厂: 家 belongs to 那家, not to 家电
-        return rules.label_of.get(m.group(0))
+        label = rules.label_of.get(m.group(0))
+        for specific, words in rules.refine.get(label or "", ()):
+            if words.search(prepared, m.end(), m.end() + _REFINE_REACH):
+                return specific
+        return label
 
 
 # ---------------------------------------------------------------- intents
@@ -224,10 +236,9 @@ def cue_stands(text: str, m: re.Match[str], context: IntentContext, label: str |
             return False
         if context.hypothetical_after is not None and context.hypothetical_after.search(_clause_after(text, m.end())):
             return False
-    if past_before is not None and past_after is not None and past_before.search(before) \
-            and past_after.match(_clause_after(text, m.end())):
-        return False
-    return True
+    is_past = (past_before is not None and past_after is not None and past_before.search(before) is not None
+               and past_after.match(_clause_after(text, m.end())) is not None)
+    return not is_past
 
 
 def _found(text: str, pat: re.Pattern[str], context: IntentContext, rule: IntentRule | None = None) -> bool:
@@ -322,7 +333,7 @@ _DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明朝|明日|今�
 _DATE_RE = re.compile(_DATE)
 _CLAUSE_END = re.compile(r"[，,。！!？?；;\n“”\"]|(?<=[\u4e00-\u9fff\d]) (?=[\u4e00-\u9fff])")
 # Words that start a new thought in run-on voice transcripts; a phrase is cut there.
-_PHRASE_CUT = re.compile(r"然后|另外|还有|不然|否则|(?<![给跟和帮替让带找向去到来在])他们|他说|她说|但是|不过|因为|所以|第二家|我说|顺便|再说|\s")
+_PHRASE_CUT = re.compile(r"然后|另外|还有|不然|否则|(?<![给跟和帮替让带找向去到来在下访见])他们|他说|她说|但是|不过|因为|所以|第二家|我说|顺便|再说|\s")
 _MAX_PHRASE = 16
 _OUR_LINE = re.compile(r"(?m)^(?:我|我们[^\s:：]{0,4}|我司[^\s:：]{0,4})\s*(?:[:：]\s*|[\d月日/\-: ]{5,}\n)")
 _SPEAKER_LINE = re.compile(r"(?m)^[^\s:：，,。]{1,12}[:：]")
@@ -361,8 +372,11 @@ class ActionRules:
     strong_starts: re.Pattern[str]
     lead_strip: re.Pattern[str]
     not_after: tuple[str, ...]
+    not_right_after: tuple[str, ...]
     can_you: re.Pattern[str]
     not_actions: frozenset[str]
+    customer_subject: re.Pattern[str]
+    not_yet: re.Pattern[str]
 
 
 def _build_actions(data: dict[str, Any]) -> ActionRules:
@@ -371,16 +385,21 @@ def _build_actions(data: dict[str, Any]) -> ActionRules:
     return ActionRules(
         request=re.compile(f"(?<![申邀聘])(?:{_regex_alt(as_list(data['request_markers']))})"),
         self_=re.compile(_alt(as_list(data["self_markers"]))),
-        self_verbs=re.compile(f"(?<![让叫要约给跟找带陪请])我们?(?:[A-Za-z]{{2,12}}|[\\u4e00-\\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
-                              f"(?:[^，,。！!？?\\s的]{{0,4}}?)(?:{_DATE}|\\s)*(?:{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
+        self_verbs=re.compile(f"(?<![让叫要约给跟找带陪请])(?P<who>我们?|{_regex_alt(as_list(data.get('our_subjects')))})"
+                              f"(?:[A-Za-z]{{2,12}}|[\\u4e00-\\u9fff]{{1,2}}[总工])?(?:{_DATE}|\\s)*"
+                              f"(?P<gap>[^，,。！!？?\\s的]{{0,4}}?)(?:{_DATE}|\\s)*(?:{_regex_alt(as_list(data['modal_words']))})*"
+                              f"(?P<verb>{_regex_alt(as_list(data['self_verbs']))})(?![的了过格嘅]|.的)"),
         promise=re.compile(_alt(as_list(data["promise_markers"]))),
         verbs=re.compile(verbs),
-        starts=re.compile(f"(?:把|将|再|全部|工程师|技术|师傅|售后|远程|{verbs})"),
+        starts=re.compile(f"(?:把|将|再|按|全部|工程师|技术|师傅|售后|远程|{verbs})"),
         strong_starts=re.compile(f"(?:{_regex_alt(as_list(data['clause_starts']))})"),
         lead_strip=re.compile(f"^(?:{strip}|在|{_DATE})+"),
         not_after=tuple(as_list(data.get("not_action_after"))),
+        not_right_after=tuple(as_list(data.get("not_action_right_after"))),
         can_you=re.compile(f"(?:能不能|能否|可不可以|可以|能)(?:{_DATE}|先|\\s)*(?=(?:把|{verbs})[^，,。]{{0,16}}?(?:吗|么|？|\\?))"),
         not_actions=frozenset(as_list(data.get("not_actions"))),
+        customer_subject=re.compile(_regex_alt(as_list(data["customer_subjects"]))),
+        not_yet=re.compile(_regex_alt(as_list(data["not_yet"]))),
     )
 
 
@@ -436,6 +455,8 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
         return None
     if must_start and not rules.starts.match(phrase_p):
         return None
+    if rules.not_yet.search(text_p[lead:]):
+        return None  # 发过去的阀门, 发成了DN65, 安装完以后, 已经发过去: a description, not a to-do
     if strong and (not rules.strong_starts.match(phrase_p) or "的" in phrase_p[1:3] or _INCOMING.search(phrase_p)
                    or re.search("过了|了$", text_p) or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"):
         return None  # 送去的测试件 is what happened, not what we will do
@@ -457,9 +478,13 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
     for m in rules.request.finditer(prepared):
         c0 = _clause_start(prepared, m.start())
         head = prepared[c0:m.start()]
-        if any(head.endswith(w) or w in head for w in rules.not_after):
+        if any(head.endswith(w) or w in head for w in rules.not_after) or head.endswith(rules.not_right_after):
             continue
+        if m.group(0).startswith("要求") and head.strip() and not rules.customer_subject.search(head[-6:]):
+            continue  # 改造要求换一批阀门: what the project needs, not a request to us
         end = _clause_end(prepared, m.end())
+        if prepared[:end].rstrip().endswith("的") and m.group(0) == "要":
+            continue  # 要换新的: the customer wants new ones
         ph = _phrase(original, prepared, m.end(), end, rules, must_start=True)
         if not ph:
             continue
@@ -468,6 +493,9 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
         first.append((m.start(), ph))
     # The rep's own to-do (记得…, 我们得…, 说好…的).
     for m in rules.self_.finditer(prepared):
+        head = prepared[_clause_start(prepared, m.start()):m.start()]
+        if m.group(0) in ("答应", "承诺", "保证") and "我" not in head and rules.customer_subject.search(head):
+            continue  # 李经理答应下个月续签: the customer promises, we have nothing to do
         add(first, m.start(), m.end(), _clause_end(prepared, m.end()))
     # 我说物流初七才恢复，初七一早安排发货: the first clause of what the rep said that is an action.
     for m in re.finditer("我说", prepared):
@@ -487,9 +515,10 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
         clause_end = _clause_end(prepared, m.end())
         if "已" in prepared[m.start():m.end()] or prepared[m.end():clause_end].rstrip().endswith("了"):
             continue  # 我已经把报价发过去了: done, not to do
-        verb_at = m.start() + 1
-        while verb_at < m.end() and prepared[verb_at] in "们":
-            verb_at += 1
+        verb_at = m.end("who")
+        dates = _DATES_LEAD_RE.match(prepared, m.end("gap"))
+        if len(m.group("gap")) >= 2 or m.start("verb") > m.end("gap") + 1 + (dates.end() - dates.start() if dates else 0):
+            verb_at = m.start("verb")  # 我们老板下周想去拜访: start at the verb, not at 老板
         add(first, m.start(), verb_at, _clause_end(prepared, m.end()))
     # Our chat lines (我: …) and named speakers promising for us (周凯: …我带两个工程师过去装).
     for m in _OUR_LINE.finditer(prepared):
