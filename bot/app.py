@@ -6,17 +6,18 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
-
 from datetime import datetime, time
 
 from aiohttp import web
+from sqlmodel import Session
 
 from bot import api, metrics_api, opportunities_api, sandbox
 from bot.config import Settings
 from bot.gateway import Gateway, PlatformAdapter
-from bot.keys import DATABASE, GATEWAY, SETTINGS
+from bot.keys import DATABASE, GATEWAY, SCHEDULER, SETTINGS
+from handlers.context import Clock, HandlerContext, Outgoing, SystemClock
 from nlp.calendar import SHANGHAI
-from handlers.context import Clock, HandlerContext, SystemClock
+from scheduler.service import SchedulerService
 from store.db import Database, pending_migrations
 from store.org import MemberRow, RegionRow, sync_org
 
@@ -51,7 +52,10 @@ def org_rows(settings: Settings) -> tuple[list[RegionRow], list[MemberRow]]:
 def handler_context(settings: Settings, clock: Clock) -> HandlerContext:
     """What handlers get from ``settings``: clock, signing secret, rules, enabled platforms."""
     enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
-    return HandlerContext(clock=clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled)
+    return HandlerContext(
+        clock=clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled,
+        ticket_policy=settings.scheduler.tickets,
+    )
 
 
 def create_app(
@@ -63,8 +67,8 @@ def create_app(
 ) -> web.Application:
     """Build the aiohttp application for ``settings``.
 
-    ``start_workers=False`` leaves the dispatcher and delivery worker to the caller
-    (tests drive them with :meth:`Gateway.drain`).
+    ``start_workers=False`` leaves the dispatcher, the delivery worker and the scheduler
+    to the caller (tests drive them with :meth:`Gateway.drain` and the scans directly).
     """
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
@@ -112,8 +116,27 @@ def create_app(
                 if close is not None:
                     await close()
 
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not start_workers:
+            yield
+            return
+        gateway = app[GATEWAY]
+
+        def enqueue(session: Session, out: list[Outgoing], now: datetime) -> None:
+            gateway.enqueue(session, out, now)
+            gateway.notify_outbox()
+
+        service = SchedulerService(gateway.db, gateway.ctx, enqueue, the_clock, settings.scheduler)
+        service.start()
+        app[SCHEDULER] = service
+        try:
+            yield
+        finally:
+            service.shutdown()
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(gateway_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     api.add_routes(app)
     metrics_api.add_routes(app)
     # Opportunities, scores and rules reload; its cleanup ctx attaches the rules book to the gateway's ctx.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import logging
@@ -138,8 +137,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg.write_text(text, encoding="utf-8")
     settings = _load(str(cfg))
     settings = Settings(**{**settings.__dict__, "port": args.port, "host": args.host})
-    from store.db import upgrade
     from handlers.context import SystemClock
+    from store.db import upgrade
 
     upgrade(settings.database_url)
     if fresh:
@@ -216,6 +215,35 @@ def cmd_import(args: argparse.Namespace) -> int:
         db.close()
     print(report.summary_zh())  # type: ignore[attr-defined]
     return 1 if report.missing_columns else 0  # type: ignore[attr-defined]
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Run every scheduler scan once, as of ``--now``, and print what each did."""
+    from bot.app import handler_context, org_rows
+    from bot.gateway import Gateway
+    from handlers.context import FakeClock, SystemClock
+    from scheduler.scans import describe, parse_now, run_all
+    from store.db import Database
+    from store.org import sync_org
+
+    settings = _load(args.config)
+    try:
+        now = parse_now(args.now) if args.now else SystemClock().now()
+    except ValueError:
+        print(f"--now 不是 ISO 时间，例如 2026-03-10T09:00:00+08:00 / invalid --now: {args.now}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        ctx = handler_context(settings, FakeClock(now))
+        gateway = Gateway(db, ctx, [])
+        regions, members = org_rows(settings)
+        db.transaction(lambda s: sync_org(s, regions, members, now))
+        counts = run_all(db, ctx, now, gateway.enqueue, settings.scheduler)
+    finally:
+        db.close()
+    print(describe(counts, now))
+    print(f"共 {sum(max(0, n) for n in counts.values())} 条消息进入发件箱，由运行中的服务投递。")
+    return 1 if any(n < 0 for n in counts.values()) else 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -316,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="写入文件（png 必填）")
     p.add_argument("-c", "--config", default="leadbot.toml")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("scan", help="按指定时间把所有定时扫描跑一遍，并打印结果")
+    p.add_argument("--now", help="ISO 8601 时间（带时区），默认现在")
+    p.add_argument("-c", "--config", default="leadbot.toml")
+    p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("extract", help="从标准输入的 JSON 行中抽取跟进字段")
     p.add_argument("--now", help="参考时间（ISO 8601），用于没有 now 字段的输入")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from handlers.assignment import AssignmentRules, RuleError, parse_assignment
+from scheduler.config import ScanSettings
 from handlers.scoring import FormulaSpot, ScoringRuleError, ScoringRules, default_scoring, parse_scoring
 from handlers.stages import Pipeline, StageRuleError, default_pipeline, parse_stages
 from nlp.provinces import canonical_province
@@ -83,6 +84,7 @@ class Settings:
     port: int
     secret: str
     assignment: AssignmentRules
+    scheduler: ScanSettings
     platforms: Mapping[str, Mapping[str, Any]]
     regions: tuple[RegionConfig, ...]
     members: tuple[MemberConfig, ...]
@@ -318,6 +320,11 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
             line = _line_of(text, "name", exc.index, "[[stages]]")
         raise ConfigError(origin, line or _header_line(text, "stages"), f"stages[{exc.index}].{exc.key}" if exc.index is not None else "stages", exc.zh, exc.en) from None
 
+    try:
+        scan_settings = ScanSettings.from_mapping(data.get("scheduler"))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(origin, _header_line(text, "scheduler"), "scheduler", f"定时任务配置有误: {exc}", f"invalid [scheduler]: {exc}") from None
+
     return Settings(
         path=origin,
         database_url=url,
@@ -325,6 +332,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         port=port,
         secret=secret,
         assignment=rules,
+        scheduler=scan_settings,
         platforms={k: dict(v) for k, v in platforms.items()},
         regions=tuple(regions),
         members=tuple(members),

@@ -39,6 +39,8 @@ log = logging.getLogger("leadbot.gateway")
 
 LEASE = timedelta(seconds=60)
 MAX_DELIVERY_ATTEMPTS = 8
+# Transient failures are retried (backoff capped at 10 min) for at least this long.
+KEEP_TRYING_FOR = timedelta(hours=6)
 APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理员会跟进。您可以稍后再试一次。"
 
 
@@ -363,7 +365,8 @@ class Gateway:
                 row.next_attempt_at = now + delay
                 session.add(row)
             else:
-                outbox.mark_retry(session, row, exc.reason, now + delay, max_attempts=attempts)
+                keep = timedelta(0) if exc.permanent else KEEP_TRYING_FOR
+                outbox.mark_retry(session, row, exc.reason, now + delay, max_attempts=attempts, keep_trying_for=keep)
 
         await self.db.run(fail)
 

@@ -12,6 +12,7 @@ from nlp.calendar import BusinessHours
 
 if TYPE_CHECKING:
     from handlers.opportunities import RulesBook
+    from handlers.tickets import TicketPolicy
 
 
 class Clock(Protocol):
@@ -80,6 +81,8 @@ class HandlerContext:
     enabled_platforms: tuple[str, ...] = ("sandbox",)
     # Scoring formulas and stages (handlers.opportunities.RulesBook), swapped on reload.
     sales_rules: "RulesBook | None" = None
+    # Service-ticket SLA chain ([scheduler.tickets]); None means the built-in default.
+    ticket_policy: "TicketPolicy | None" = None
 
     @property
     def business_hours(self) -> BusinessHours:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -214,11 +215,8 @@ def org_snapshot(session: Session, rules: AssignmentRules, now: datetime) -> Org
     """The organisation as the assignment engine sees it at ``now`` (counts of today, 90-day wins)."""
     local = now.astimezone(SHANGHAI)
     start_of_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    received = dict(
-        session.execute(
-            select(Lead.owner_id, func.count()).where(Lead.assigned_at >= start_of_day, Lead.owner_id.is_not(None)).group_by(Lead.owner_id)
-        ).all()
-    )
+    # Read through the (assigned_at, owner_id) index: only today's rows, never the whole table.
+    received = Counter(session.execute(select(Lead.owner_id).where(Lead.assigned_at >= start_of_day)).scalars())
     won = dict(
         session.execute(
             select(Opportunity.owner_id, func.coalesce(func.sum(Opportunity.amount_fen), 0))

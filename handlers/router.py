@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
+from handlers import alerts, decision_chain, followups, leads, opportunities, reports, tickets
 from handlers.actions import ActionKey, BadAction
 from handlers.context import HandlerContext, Outgoing
 from handlers.events import InboundEvent
-from handlers import decision_chain, followups, leads, opportunities, reports
 from store.models import Member
 
 Handler = Callable[[Session, Member, InboundEvent, HandlerContext, str], list[Outgoing]]
@@ -78,6 +78,10 @@ def _sales_text(session: Session, member: Member, event: InboundEvent, ctx: Hand
     return _note(session, member, event, ctx, cause)
 
 
+def _ticket(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+    return tickets.on_ticket_text(session, member, event.text, ctx, cause, ctx.ticket_policy)
+
+
 def _unsupported(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
     return [Outgoing(member.id, "text", f"{cause}:reply", text="暂不支持这种消息，请发送文字。", platform=event.platform)]
 
@@ -89,6 +93,7 @@ ACTION_HANDLERS: dict[str, Callable[[Session, Member, ActionKey, HandlerContext,
     "invreason": leads.on_invalid_reason,
     **{verb: followups.on_card for verb in ("fuok", "fuedit", "funot", "fulink", "funew", "fuopp")},
     "stgo": opportunities.on_stage_action,
+    **alerts.ACTION_HANDLERS,
 }
 
 
@@ -99,7 +104,7 @@ def _card_action(session: Session, member: Member, event: InboundEvent, ctx: Han
         return [Outgoing(member.id, "text", f"{cause}:reply", text="这个按钮无效或已过期。", platform=event.platform)]
     if event.card_id and key.card_id != event.card_id and not event.card_id.startswith(key.card_id):
         return [Outgoing(member.id, "text", f"{cause}:reply", text="这个按钮无效或已过期。", platform=event.platform)]
-    handler = ACTION_HANDLERS.get(key.verb)
+    handler = ACTION_HANDLERS.get(key.verb) or tickets.action_handlers(ctx.ticket_policy or tickets.TicketPolicy()).get(key.verb)
     if handler is None:
         return [Outgoing(member.id, "text", f"{cause}:reply", text="无法识别的操作。", platform=event.platform)]
     return handler(session, member, key, ctx, cause)
@@ -117,6 +122,8 @@ ROUTES: tuple[Route, ...] = (
     Route(kind_is("card_action"), _card_action),
     Route(text_is("帮助", "help", "?", "？", "菜单"), _help),
     Route(reports.is_report_command, reports.on_report),
+    # A customer's problem ("设备报错E04，产线停了") becomes a service ticket, not a note.
+    Route(lambda e: e.kind in ("text", "voice") and tickets.looks_like_ticket(e.text), _ticket),
     Route(kind_is("text"), _sales_text),
     Route(kind_is("text", "voice", "forward"), _note),
     Route(lambda e: True, _unsupported),

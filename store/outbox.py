@@ -71,11 +71,24 @@ def mark_sent(session: Session, msg: OutboxMessage, now: datetime) -> None:
     session.add(msg)
 
 
-def mark_retry(session: Session, msg: OutboxMessage, error: str, retry_at: datetime, *, max_attempts: int) -> None:
-    """Failed this time: try again at ``retry_at``, or give up (``dead``) after ``max_attempts``."""
+def mark_retry(
+    session: Session,
+    msg: OutboxMessage,
+    error: str,
+    retry_at: datetime,
+    *,
+    max_attempts: int,
+    keep_trying_for: timedelta = timedelta(0),
+) -> None:
+    """Failed this time: try again at ``retry_at``, or give up (``dead``).
+
+    A message is given up only after ``max_attempts`` tries *and* once it is older than
+    ``keep_trying_for``, so a platform outage of an hour does not dead-letter every card
+    that happened to be queued in it.
+    """
     msg.attempts += 1
     msg.last_error = error[:500]
-    if msg.attempts >= max_attempts:
+    if msg.attempts >= max_attempts and retry_at - msg.created_at >= keep_trying_for:
         msg.status = "dead"
     else:
         msg.next_attempt_at = retry_at
