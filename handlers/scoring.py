@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -263,6 +264,7 @@ def parse_scoring(raw: object, spots: Mapping[str, FormulaSpot] | None = None) -
                         sales_above=sales, rebate=rebate)
 
 
+@lru_cache(maxsize=1)
 def default_scoring() -> ScoringRules:
     """The rules when leadbot.toml has no ``[scoring]``."""
     return parse_scoring(None)

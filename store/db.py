@@ -96,10 +96,13 @@ def pending_migrations(engine: Engine) -> list[str]:
 class Database:
     """The engine plus a thread pool that runs store functions off the event loop."""
 
-    def __init__(self, url: str, *, workers: int = 4) -> None:
+    def __init__(self, url: str, *, workers: int | None = None) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.is_sqlite = self.url.startswith("sqlite")
+        # SQLite has one writer at a time: several threads would only take turns through
+        # its sleeping busy handler, so one thread queues the work in order instead.
+        workers = workers or (1 if self.is_sqlite else 8)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadbot-db")
 
     def session(self) -> Session:
