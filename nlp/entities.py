@@ -76,6 +76,8 @@ class PeopleRules:
     title_end: re.Pattern[str]
     title_at_start: re.Pattern[str]
     title_at_end: re.Pattern[str]
+    title_before_surname: re.Pattern[str]
+    title_after_surname: re.Pattern[str]
     not_people: frozenset[str]
     not_surname_after: frozenset[str]
     title_continuations: dict[str, str]
@@ -120,9 +122,13 @@ _LATIN_TITLE = (r"(?:[A-Z][A-Za-z]*\.? )?(?:[A-Z][a-z]+ )?(?:Manager|Director|En
 
 
 def _build_people(data: dict[str, Any]) -> PeopleRules:
-    surnames = frozenset("".join(as_list(data["surnames"])))
+    surnames = frozenset("".join(as_list(data["surnames"]) + as_list(data.get("rare_surnames"))
+                                 + as_list(data.get("traditional_surnames"))).replace("\n", ""))
     compounds = frozenset(as_list(data["compound_surnames"]))
     surname_re = f"(?:{_alt(list(compounds))}|[{''.join(sorted(surnames))}])"
+    # After 姓 or Mr./Dr. the text says a surname follows, so word-like surnames count there too.
+    word_surnames = frozenset("".join(as_list(data.get("word_surnames"))).replace("\n", "")) - surnames
+    said_surname_re = f"(?:{_alt(list(compounds))}|[{''.join(sorted(surnames | word_surnames))}])"
     at_surname = _starts(list(surnames) + list(compounds))
     attached_titles = as_list(data["attached_titles"])
     cores = as_list(data.get("role_cores"))
@@ -151,13 +157,13 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         role_latin=re.compile(f"{_starts(role_titles + latin_roles)}(?P<t>{roles_re})[ \u3000]?[:：]?[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
         surname_only=re.compile(
-            f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{surname_re})(?:的(?:那个|那位|这个|这位)?(?P<t2>{_alt(role_titles)}))?"),
+            f"(?:(?P<t>{_alt(role_titles)}))?姓(?P<s>{said_surname_re})(?:的(?:那个|那位|这个|这位)?(?P<t2>{_alt(role_titles)}))?"),
         title_end=re.compile(f"(?:{titles_re})$"),
         intro=re.compile(f"(?:{_alt(as_list(data['name_intros']))})[ \u3000:：\n]*(?:是)?(?:[{_CJK}]{{2,6}}?的)?"),
         bracket=re.compile(r"[（(](?P<b>[^（()）\n]{1,24})[）)]"),
         familiar=re.compile(f"(?P<f>[老小])(?P<s>{surname_re})"),
         latin=re.compile(r"(?<![A-Za-z])(?P<n>[A-Z][a-z]{1,11})(?: (?P<l>[A-Z][a-z]{1,9}))?(?![A-Za-z])"),
-        latin_prefix=re.compile(f"{_starts(prefix_titles)}(?P<t>{_alt(prefix_titles)})[ \u3000]*(?P<s>{surname_re})"),
+        latin_prefix=re.compile(f"{_starts(prefix_titles)}(?P<t>{_alt(prefix_titles)})[ \u3000]*(?P<s>{said_surname_re})"),
         latin_prefix_latin=re.compile(f"(?P<t>{_alt(prefix_titles)})[ ]?(?P<n>[A-Z][a-z]{{1,11}})(?![A-Za-z])"),
         correction=re.compile(f"(?:{_alt(as_list(data['correction_markers']))})(?P<n>[{_CJK}A-Za-z]{{2,12}})"),
         line_person=re.compile(f"(?m)^[ \u3000]*(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?[ \u3000]+)?"
@@ -165,6 +171,10 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
                                f"(?:{sep}(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?|(?P<t>{titles_re}|{_LATIN_TITLE})))*[ \u3000]*$"),
         line_latin=re.compile(r"(?m)^[ \u3000]*(?P<n>[A-Z][a-z]{1,11} [A-Z][a-z]{1,11})[ \u3000]*$"),
         title_at_start=re.compile(f"^[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*[,，｜|·]"),
+        # 女处长，姓闫 / 来的是个科长，姓贲: the title closes the clause before 姓.
+        title_before_surname=re.compile(f"(?P<t>{titles_re})[，, ]?(?:他|她|此人)?$"),
+        # 姓乔，是个主任 / 姓伍，是采购经理: the title is said right after.
+        title_after_surname=re.compile(f"[，, ]?(?:他|她)?(?:是|当|任)(?:个|位|一个|一位|一名|名)?(?P<t>{titles_re})"),
         title_at_end=re.compile(f"(?:[ \u3000]|[｜|·•,，])[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*$"),
         not_people=frozenset(as_list(data["not_people"])),
         not_surname_after=frozenset(as_list(data["not_surname_after"])),
@@ -240,7 +250,8 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
     place_names = [n for n, p in _PLACE_TABLE.names.items() if p is not None and len(n) >= 2]
     places = _alt(place_names)
     # A department word right after the name is not part of it (青岛海岳石化仪表科 → 青岛海岳石化).
-    not_dept = r"(?![科部处室组园]|基地|产业|行业|企业|项目|工程|设备|系统|装置|车间|手|臂)"
+    # …but 设备处/设备科 is the customer's department after the name (兰州陇石化工设备处).
+    not_dept = r"(?![科部处室组园]|基地|产业|行业|企业|项目|工程|设备(?![处科部室])|系统|装置|车间|手|臂)"
     district = f"(?:[{_CJK}]{{1,3}}?[区县镇旗])?"
     brands = as_list(data["brands"])
     latin_brands = [b for b in brands if re.fullmatch(r"[A-Za-z+&]+", b)]
@@ -255,7 +266,7 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
             f"(?:{places})?{district}(?:{placed_ch}){{2,5}}?(?:(?:(?:{suffix}){not_dept})+(?:(?:{placed_ch}){{0,8}}?(?:{legal}))?|(?:{legal}))"),
         legal=re.compile(f"{_BOUNDARY_DE_RE}(?:{placed_ch}){{2,10}}?(?:(?:{suffix}))*(?:{legal})"),
         standalone=re.compile(f"{_BOUNDARY_DEMO_RE}(?P<n>(?:{namech}){{2}})(?:(?:{standalone}){not_dept})+(?:{legal})?"
-                              f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最]|公司|集团|方面|这边|那边)"),
+                              f"(?=[^{_CJK}]|$|[的那这说在是和与跟也都已有要今明昨上下去来刚给把对向（(正确同决准计打签定订采付回反表称才又还最想约催问找让讲报送发买用换提能会很不没先前后再就]|公司|集团|方面|这边|那边)"),
         # 冀东装备（做起重机的）: a name followed by a bracket that says what the company makes.
         described=re.compile(f"{_BOUNDARY_DE_RE}(?P<n>(?:{namech}){{2,8}})(?=[（(](?:做|生产|专做|主营|是)[^（()）]{{1,16}}[）)])"),
         any_legal=re.compile(legal),
@@ -530,6 +541,23 @@ def _line_title(simp: str, text: str, line_end: int, rules: PeopleRules, with_ne
     return None
 
 
+def _title_near_surname(simp: str, text: str, at: int, end: int, rules: PeopleRules) -> str | None:
+    """The title said next to 姓X: after it (负责人姓乔，是个主任 → 主任) or closing the clause before it
+    (女处长，姓闫 → 处长). The explicit one after wins over a generic role before 姓."""
+    am = rules.title_after_surname.match(simp, end)
+    if am:
+        return text[am.start("t"):am.end("t")]
+    head_at = max(0, at - 8)
+    bm = rules.title_before_surname.search(simp[head_at:at])
+    if bm:
+        t0 = head_at + bm.start("t")
+        # 李经理，姓贲的…: a title that already belongs to a surname before it is someone else's.
+        if t0 > 0 and (simp[t0 - 1] in rules.surnames or simp[t0 - 1] in "姓"):
+            return None
+        return text[t0:head_at + bm.end("t")]
+    return None
+
+
 _LAST_SCAN: dict[tuple[str, int, int], tuple[list[_Mention], list[tuple[int, str]]]] = {}
 
 
@@ -700,6 +728,8 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
         if free(m.start("s"), m.end()):
             grp = "t" if m.group("t") else ("t2" if m.group("t2") else None)
             title = text[m.start(grp):m.end(grp)] if grp else None
+            if grp != "t2":
+                title = _title_near_surname(simp, text, m.start(), m.end(), rules) or title
             add(m.start(), m.end(), m.span("s"), title)
 
     # Full name + bracket: 房立新（邯郸那家农机厂的采购经理）, 秦思雨（恒钢采购）.
