@@ -238,6 +238,8 @@ class CompanyRules:
     not_short_names: frozenset[str]
     called: re.Pattern[str]
     latin_customer: re.Pattern[str]
+    labelled: re.Pattern[str]
+    institute: re.Pattern[str]
 
 
 def _build_companies(data: dict[str, Any]) -> CompanyRules:
@@ -289,6 +291,12 @@ def _build_companies(data: dict[str, Any]) -> CompanyRules:
         called=re.compile(f"叫(?:做)?(?P<n>(?:{namech}){{2,6}}|[A-Z][A-Za-z&]{{1,15}})的?(?={_alt(as_list(data.get('org_nouns')))})"),
         # 客户：Foxconn / 客户是 Flex: a Latin name given as the customer.
         latin_customer=re.compile(r"(?:客户|公司|单位)(?:是|[:：])[ \u3000]*(?P<n>[A-Z][A-Za-z&]{2,15})(?![A-Za-z])"),
+        # 中车株洲所, 中铁十四局, 中船七〇二所: a group's institute, bureau or branch is one name.
+        institute=re.compile(f"{brand_re.split('|(?<![A-Za-z])')[0]}(?P<x>[{_CJK}〇0-9]{{1,4}}?)"
+                             f"(?:研究所|研究院|设计院|分公司|分院|所|院|局)(?![有以谓属长])"),
+        # 单位：鑫泰 / Account: 大连海鸿船舶工程有限公司: the whole value of a labelled field.
+        labelled=re.compile(f"(?m)(?:^|(?<=[ \u3000，,；;·|｜]))(?:{_alt(as_list(data.get('company_labels')))})[ \u3000]*[:：][ \u3000]*"
+                            f"(?P<n>[{_CJK}A-Za-z0-9&（）()·]{{2,30}}?)(?=[ \u3000]*(?:$|[\n（(·•/｜|,，;；。]))"),
     )
 
 
@@ -933,6 +941,22 @@ def _short_name_ok(simp: str, at: int, name: str, rules: PeopleRules, crules: Co
     return True
 
 
+def _labelled_company_ok(name: str, rules: PeopleRules, crules: CompanyRules) -> bool:
+    """Whether the value of a 客户：/单位：/Account: field names an organisation (鑫泰, 远航精密)
+    rather than a person (张伟, 潘总), a place or a description (老客户, 一家化工厂)."""
+    if crules.any_legal.search(name) or crules.any_standalone.search(name):
+        return not _generic_company(name, crules)
+    if name.isascii():
+        return name[:1].isupper() and name not in rules.latin_names and _latin_ok(name, rules)
+    if not re.fullmatch(f"[{_CJK}]{{2,6}}", name) or any(ch in crules.not_in_name for ch in name):
+        return False
+    if name in crules.generic or name in crules.not_short_names or _PLACE_TABLE.pattern.fullmatch(name):
+        return False
+    if rules.attached.fullmatch(name) or (len(name) <= 3 and (name[0] in rules.surnames or name[:2] in rules.compounds)):
+        return False  # 客户：张伟 is a person
+    return not any(name.endswith(t) for t in rules.titles)
+
+
 def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
     """Organisations named in ``text`` (customer, prospect, partner, competitor), copied as written."""
     rules = _PEOPLE.get()
@@ -969,6 +993,10 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
                 cands.append(span(m, "n"))
     for m in crules.brands.finditer(simp):
         cands.append(span(m))
+        im = crules.institute.match(simp, m.start())
+        if im and (re.fullmatch(r"[〇零一二三四五六七八九十百0-9]+", im.group("x")) or (
+                not any(ch in crules.not_in_name for ch in im.group("x")) and im.group("x") not in crules.generic)):
+            cands.append(span(im))
     for m in crules.context_brands.finditer(simp):
         cands.append(span(m, "n" if m.group("n") else "n2"))
     for m in crules.short_name.finditer(simp):
@@ -977,6 +1005,9 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
             cands.append(span(m, "n"))
     for m in crules.called.finditer(simp):
         if m.group("n") not in crules.generic and m.group("n") not in crules.not_short_names:
+            cands.append(span(m, "n"))
+    for m in crules.labelled.finditer(simp):
+        if _labelled_company_ok(m.group("n"), rules, crules):
             cands.append(span(m, "n"))
     for m in crules.latin_customer.finditer(simp):
         if m.group("n") not in rules.latin_names and _latin_ok(m.group("n"), rules):
