@@ -77,6 +77,8 @@ class PeopleRules:
     title_at_start: re.Pattern[str]
     title_at_end: re.Pattern[str]
     title_before_surname: re.Pattern[str]
+    title_after_sep: re.Pattern[str]
+    title_field: re.Pattern[str]
     title_after_surname: re.Pattern[str]
     not_people: frozenset[str]
     not_surname_after: frozenset[str]
@@ -101,6 +103,8 @@ class PeopleRules:
     short_followers: frozenset[str]
     hard_stop: frozenset[str]
     ambiguous_roles: frozenset[str]
+    address_calls: tuple[str, ...] = ()
+    address_followers: tuple[str, ...] = ()
 
 
 def _alt(words: Sequence[str]) -> str:
@@ -152,7 +156,8 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         attached=re.compile(f"{at_surname}(?P<s>{surname_re})(?P<t>{attached_re})"),
         full_titled=re.compile(
             f"{at_surname}(?P<s>{surname_re})(?P<g>[{_CJK}]{{1,2}}?)(?P<t>{_alt(attached_titles + cores)})"),
-        role=re.compile(f"{role_starts}(?P<t>{stacked}|{roles_re})(?:[ \u3000]?|(?P<j>叫|名叫|是|的))"
+        # 代理：佘建华 / 采购 · 汪东: a labelled field or a card's dotted line puts a separator between.
+        role=re.compile(f"{role_starts}(?P<t>{stacked}|{roles_re})(?:[ \u3000]*[:：·•｜|][ \u3000]*|[ \u3000]?|(?P<j>叫|名叫|是|的))"
                         f"(?P<f>[老小])?(?P<s>{surname_re})(?P<g>{given})"),
         role_latin=re.compile(f"{_starts(role_titles + latin_roles)}(?P<t>{roles_re})[ \u3000]?[:：]?[ \u3000]?"
                               r"(?P<n>[A-Z][a-z]{1,11})(?![A-Za-z])"),
@@ -171,6 +176,11 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
                                f"(?:{sep}(?:[A-Z][a-z]+(?: [A-Z][a-z]+)?|(?P<t>{titles_re}|{_LATIN_TITLE})))*[ \u3000]*$"),
         line_latin=re.compile(r"(?m)^[ \u3000]*(?P<n>[A-Z][a-z]{1,11} [A-Z][a-z]{1,11})[ \u3000]*$"),
         title_at_start=re.compile(f"^[ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*[,，｜|·]"),
+        # Contact: 邢国庆 / QA manager / 0411-…: a title after a slash or bar on the same line.
+        title_after_sep=re.compile(f"[ \u3000]*[/｜|·•][ \u3000]*(?P<t>{_LATIN_TITLE}|{titles_re})(?=[ \u3000]*(?:[/｜|·•,，;；\n]|$))"),
+        # 职位：采购专员 / Title: 设备主管: a card's title field, the name being on another line.
+        title_field=re.compile(f"(?m)(?:^|(?<=[ \u3000，,；;]))(?:{_alt(as_list(data.get('title_labels')))})[ \u3000]*[:：][ \u3000]*"
+                               f"(?P<t>{_LATIN_TITLE}|{titles_re})[ \u3000]*(?=$|[,，;；/｜|])"),
         # 女处长，姓闫 / 来的是个科长，姓贲: the title closes the clause before 姓.
         title_before_surname=re.compile(f"(?P<t>{titles_re})[，, ]?(?:他|她|此人)?$"),
         # 姓乔，是个主任 / 姓伍，是采购经理: the title is said right after.
@@ -200,6 +210,8 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         short_titles=frozenset(as_list(data.get("short_titles"))),
         short_followers=frozenset(str(data.get("short_title_followers", ""))),
         ambiguous_roles=frozenset(as_list(data.get("ambiguous_roles"))),
+        address_calls=tuple(as_list(data.get("address_calls"))),
+        address_followers=tuple(as_list(data.get("address_followers"))),
     )
 
 
@@ -708,6 +720,10 @@ def _scan_people_uncached(text: str, rules: PeopleRules, crules: CompanyRules) -
             line_end = simp.find("\n", span[1])
             if line_end == span[1]:
                 title = _line_title(simp, text, line_end, rules)
+        if title is None:
+            sm = rules.title_after_sep.match(simp, span[1])
+            if sm:
+                title = text[sm.start("t"):sm.end("t")]
         add(at, span[1], span, title, ours_at=m.start())
 
     # Full name + title: 设备科的和志强科长, 机电科的白云飞科长.
@@ -888,6 +904,8 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
             continue
         if simp[max(0, mt.pos - 2):mt.pos] in ("叫我", "喊我", "我是", "叫俺") and simp[mt.pos:mt.pos + 1] in "小老":
             continue  # 客户叫我小林: the rep's own nickname
+        if not speakers.mentions and not speakers.ours and _addressed(simp, mt, rules):
+            continue  # 喂王哥我跟你说: the rep talks to a colleague
         if mt.title is None:
             after = _title_after(simp, text, mt, rules)
             if after is not None:
@@ -898,7 +916,40 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
         elif mt.name in ours_names or (mt.key in ours_keys and len(mt.name) > len(mt.key)):
             continue
         kept.append(mt)
+    _title_fields(simp, text, kept, rules)
     return _merge(kept)
+
+
+def _addressed(simp: str, mt: _Mention, rules: PeopleRules) -> bool:
+    """Whether the rep calls this person at the start of a voice note (喂，张哥 / 李姐你听我讲 / 刘姐啊，你帮我)."""
+    head = simp[:mt.pos].rstrip(" ，,")
+    called = False
+    for call in rules.address_calls:
+        if head.endswith(call):
+            head, called = head[: -len(call)].rstrip(" ，,"), True
+            break
+    if head and head[-1] not in "\n。.！!？?":
+        return False  # only at the start of the message or of a sentence
+    end = mt.pos + len(mt.name) + len(mt.title or "")
+    rest = simp[end:end + 12].lstrip(" ，,")
+    rest = rest[1:].lstrip(" ，,") if rest[:1] in ("啊", "呀", "哈", "呢") else rest
+    if rest.startswith(rules.address_followers):
+        return True
+    # 喂潘总您好 opens a call with the customer; 喂王哥 / 喂小李 calls a colleague.
+    return called and mt.title in (None, "哥", "姐") and not rest.startswith(("您好", "你好"))
+
+
+def _title_fields(simp: str, text: str, kept: list[_Mention], rules: PeopleRules) -> None:
+    """职位：采购专员 on a card: the title goes to the nearest untitled person, preferring one above it."""
+    if ":" not in simp and "：" not in simp:
+        return
+    for fm in rules.title_field.finditer(simp):
+        untitled = [i for i, mt in enumerate(kept) if mt.title is None and abs(mt.pos - fm.start()) <= 80]
+        if not untitled:
+            continue
+        above = [i for i in untitled if kept[i].pos < fm.start()]
+        best = max(above, key=lambda i: kept[i].pos) if above else min(untitled, key=lambda i: kept[i].pos)
+        kept[best] = replace(kept[best], title=text[fm.start("t"):fm.end("t")])
 
 
 # ---------------------------------------------------------------- companies
