@@ -324,7 +324,7 @@ def classify_sentiment(text: str) -> str:
 _DATE = (r"(?:(?:大后天|后天|今天|明天|今晚|明早|明朝|明日|今早|当天|那天|"
          r"下下(?:周|星期)[一二三四五六日天]?|下个?(?:周|星期)[一二三四五六日天末]?|这周[一二三四五六日天末]?|本周[一二三四五六日天]?|"
          r"(?:周|星期)[一二三四五六日天末]|周末|下个月(?:底|初|中旬|上旬|下旬|\d{1,2}号)?|这个月底?|月底|月初|本月|年底|年末|年前|年后|今年|明年|"
-         r"节前最后一天|节后第一天|节后上班第一天|节前|节后|(?:春节|国庆|五一|清明|端午|中秋|元旦)(?:假期)?(?:前|后|当天|那天)?|"
+         r"(?:节后|开工后?|上班后?|年后|春节后|国庆后|五一后)?第[一二三四五\d]个工作日|节前最后一天|节后第一天|节后上班第一天|节前|节后|(?:春节|国庆|五一|清明|端午|中秋|元旦)(?:假期)?(?:前|后|当天|那天)?|"
          r"初[一二三四五六七八九十]|\d{1,2}月\d{1,2}[日号]?|\d{1,2}[日号]|"
          r"[一二三四五六七八九十]{1,3}月[一二三四五六七八九十]{1,3}[日号]|(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?:份|上旬|中旬|下旬|初|底)?|"
          r"上旬|中旬|下旬|上午|下午|晚上|早上|中午|一早|一上班|上班前|上班后|上班|开工后|\d{1,2}[点:：]\d{0,2}半?|[一二三四五六七八九十]{1,3}点半?|"
@@ -355,7 +355,33 @@ _LEAD_RE = re.compile(f"(?:{_DATE}|\\s|要|先|再)*")
 _DATES_LEAD_RE = re.compile(f"(?:{_DATE}|\\s)*")
 # Things that come to us when the customer says them (节后第一天把订单发过来).
 _INCOMING = re.compile(r"发过来|寄过来|打过来|传过来|送过来")
-# An object-first clause that sends something (license报价明天之前发他).
+# 可以去接触下, 这家不妨先去摸摸底: a plan of ours with no subject.
+_MAY_GO = re.compile(r"(?:可以|不妨|值得|有必要|还得)(?:先|再|抽空|找时间)?(?=(?:过)?去(?!年|了|的|过))")
+# E-mail header fields are never actions (发送时间: …, 抄送: …); blanked before next_action is looked for.
+_HEADER_LINE = re.compile(r"(?m)^[ \t]*(?:发件人|发送时间|发送日期|收件人|抄送|密送|主题|日期|附件|Sent|From|To|Cc|CC|Date|"
+                          r"Subject|Attachments?)[ \t]*[:：][^\n]*")
+# Something we delivered short (少发了两个温控模块), then a bare make-up verb (今天必须补上) → 补发两个温控模块.
+_SHORTAGE = re.compile(r"(?:少发|漏发|少给|少寄|少送|少装|缺发|漏寄|缺|少)了?(?P<obj>[一二三四五六七八九十两几\d]+"
+                       r"(?:个|只|台|套|根|块|箱|件|支|片|条|包|卷|袋|盒|批|颗|把|张|米|公斤|kg|pcs)[^，,。！!？?\s]{0,10})")
+_MAKE_UP = re.compile(r"(?:必须|尽快|马上|赶紧|立刻|立即|给他们|给客户|帮他们)*补(?:上|齐|发|寄|回来|过去|到位|货)?(?:给他们|给客户|过去)?")
+# A matter named in one clause (温控器报警的问题), a bare handling verb in the next (今天必须解决).
+_HANDLE = re.compile(r"(?:必须|尽快|马上|赶紧|立刻|立即|抓紧)*(?P<verb>解决|处理|搞定|弄好|跟进|排查|落实|修好)(?:掉|好|一下)?")
+_TOPIC_AT = re.compile(r"(?:的事情?|的问题|的情况|的毛病|的故障)(?=[，,；;])")
+_TOPIC_LEAD = re.compile(r"^.{0,8}?(?:说|反映|反馈|提到|提的|讲)(?:的)?")
+# A service ticket that asks for an on-site date is our on-site service (期望上门时间：3月5日上午);
+# the ticket's equipment field names what we service, its service-type field what we do there.
+_TICKET_VISIT = re.compile(r"(?m)(?:期望|预约|要求|希望|预计)?(?:上门|到场|到现场)(?:服务)?(?:时间|日期)[ \t]*[:：][ \t]*\S")
+_TICKET_EQUIPMENT = re.compile(r"(?m)^[ \t#]*(?:设备|设备名称|产品|产品名称|故障设备|报修设备|机型|报修产品)[ \t]*[:：][ \t]*"
+                               r"(?P<eq>[^\s，,。;；|/（(:：]{1,16})")
+_TICKET_SERVICE = re.compile(r"(?:服务类型|服务内容|服务项目|需求类型|报修类型)[ \t]*[:：][ \t]*(?P<kind>[^\n]{1,12})")
+_SERVICE_VERBS = ("安装", "调试", "保养", "巡检", "培训", "检修", "维修")
+
+# In the customer's own words (an e-mail: 请…发给我们), 我们 is the customer.
+_TO_CUSTOMER = re.compile(r"(?:发|寄|交|送|传)?给?我们")
+_CUSTOMER_VOICE = re.compile(r"(?m)贵司|贵方|贵公司|你司|您|烦请|敬请|恳请|^(?:发件人|收件人|主题|From|To|Subject|Hi|Dear|你好)\b")
+# A noun phrase that names a matter (…的事, …的问题): the verb that handles it follows.
+_TOPIC_END = re.compile(r"(?:的事情?|的问题|的情况|的毛病|的故障)$")
+# An object-first sending clause (license报价明天之前发他).
 _SEND_TO_THEM = re.compile(r"(?:发|寄|给|交|送)(?:他|她|您|过去|给他|给她|到)")
 
 
@@ -426,8 +452,13 @@ def _clause_start(prepared: str, end: int) -> int:
 
 
 def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRules,
-            must_start: bool = False, strong: bool = False) -> str | None:
-    """The action phrase of prepared[start:end], copied from ``original`` without dates and fillers."""
+            must_start: bool = False, strong: bool = False, customer_voice: bool = False,
+            said: bool = False) -> str | None:
+    """The action phrase of prepared[start:end], copied from ``original`` without dates and fillers.
+
+    ``customer_voice``: the clause is the customer's own request (请于…把合同发给我们), so 给我们
+    names the customer, not us.
+    """
     cut = _PHRASE_CUT.search(prepared, start + 1, end)
     if cut:
         end = cut.start()
@@ -458,9 +489,13 @@ def _phrase(original: str, prepared: str, start: int, end: int, rules: ActionRul
     if rules.not_yet.search(text_p[lead:]):
         return None  # 发过去的阀门, 发成了DN65, 安装完以后, 已经发过去: a description, not a to-do
     if strong and (not rules.strong_starts.match(phrase_p) or "的" in phrase_p[1:3] or _INCOMING.search(phrase_p)
-                   or re.search("过了|了$", text_p) or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"):
+                   or re.search("过了|了$", text_p)
+                   or text_p[lead - 1:lead] == "要" and text_p[lead - 2:lead] != "需要"
+                   and (said or not phrase_p.startswith(("把", "将", "安排")))):
         return None  # 送去的测试件 is what happened, not what we will do
-    if _TOWARDS_US.search(phrase_p):
+    if strong and _TOPIC_END.search(phrase_p):
+        return None  # 开票信息的事: a topic, its verb comes in the next clause
+    if _TOWARDS_US.search(_TO_CUSTOMER.sub(_blank, phrase_p) if customer_voice else phrase_p):
         return None
     return "".join(original[i] for i in idx).strip()
 
@@ -475,17 +510,20 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
             bucket.append((pos, ph))
 
     # The customer asks us (让我们…, 请…, 希望…, 约我们…), possibly with the object first (合同让我们…发过去).
+    voice = _CUSTOMER_VOICE.search(original) is not None or _CUSTOMER_VOICE.search(prepared) is not None
     for m in rules.request.finditer(prepared):
         c0 = _clause_start(prepared, m.start())
         head = prepared[c0:m.start()]
         if any(head.endswith(w) or w in head for w in rules.not_after) or head.endswith(rules.not_right_after):
             continue
-        if m.group(0).startswith("要求") and head.strip() and not rules.customer_subject.search(head[-6:]):
+        if m.group(0).startswith("要求") and not m.group(0).startswith("要求我们") and head.strip() \
+                and not rules.customer_subject.search(head[-6:]):
             continue  # 改造要求换一批阀门: what the project needs, not a request to us
         end = _clause_end(prepared, m.end())
         if prepared[:end].rstrip().endswith("的") and m.group(0) == "要":
             continue  # 要换新的: the customer wants new ones
-        ph = _phrase(original, prepared, m.end(), end, rules, must_start=True)
+        ph = _phrase(original, prepared, m.end(), end, rules, must_start=True,
+                     customer_voice="请" in m.group(0) and voice)
         if not ph:
             continue
         if 0 < len(head) <= 6 and _OBJECT_NOUN.search(head):
@@ -496,7 +534,8 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
         head = prepared[_clause_start(prepared, m.start()):m.start()]
         if m.group(0) in ("答应", "承诺", "保证") and "我" not in head and rules.customer_subject.search(head):
             continue  # 李经理答应下个月续签: the customer promises, we have nothing to do
-        add(first, m.start(), m.end(), _clause_end(prepared, m.end()))
+        at = m.end() - 1 if m.group(0).endswith("把") else m.end()  # 得把发票开出来 → 把发票开出来
+        add(first, m.start(), at, _clause_end(prepared, m.end()))
     # 我说物流初七才恢复，初七一早安排发货: the first clause of what the rep said that is an action.
     for m in re.finditer("我说", prepared):
         pos = m.end()
@@ -545,7 +584,74 @@ def _stated(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
     # A condition the customer sets (这周不补齐就扣货款 → 补齐).
     for m in _THREAT.finditer(prepared):
         first.append((m.start(), original[m.start(1):m.end(1)]))
+    first.extend(_completed(original, prepared, rules))
+    first.extend(_ticket_visit(original, prepared))
     return first
+
+
+def _next_clause_body(prepared: str, pos: int, rules: ActionRules) -> tuple[int, int] | None:
+    """The clause after the break at ``pos``, without leading dates and fillers, as (start, end)."""
+    if pos >= len(prepared) or prepared[pos] not in "，,；;":
+        return None
+    start = pos + 1
+    end = _clause_end(prepared, start)
+    lead = rules.lead_strip.match(prepared[start:end])  # anchored at ^, so on the slice
+    start += lead.end() if lead else 0
+    while start < end and prepared[start].isspace():
+        start += 1
+    return start, end
+
+
+def _made_up(prepared: str, start: int, end: int) -> bool:
+    while end > start and prepared[end - 1] in "了吧啊呢哈的 ":
+        end -= 1
+    return _MAKE_UP.fullmatch(prepared, start, end) is not None
+
+
+def _completed(original: str, prepared: str, rules: ActionRules) -> list[tuple[int, str]]:
+    """Bare completion verbs given their object from the clause before: 少发了两个温控模块，今天必须补上
+    → 补发两个温控模块; 温控器报警的问题，今天必须解决 → 解决温控器报警的问题."""
+    out: list[tuple[int, str]] = []
+    if "补" in prepared:
+        for m in _SHORTAGE.finditer(prepared):
+            end = _clause_end(prepared, m.end())
+            body = _next_clause_body(prepared, end, rules)
+            if body and _made_up(prepared, *body):
+                obj = original[m.start("obj"):end].strip()
+                out.append((m.start(), "补发" + obj))
+    for m in _TOPIC_AT.finditer(prepared):
+        end = m.end()
+        body = _next_clause_body(prepared, end, rules)
+        if body is None:
+            continue
+        b0, b1 = body
+        while b1 > b0 and prepared[b1 - 1] in "了吧啊呢哈的 ":
+            b1 -= 1
+        h = _HANDLE.fullmatch(prepared, b0, b1)
+        if h is None:
+            continue
+        c0 = _clause_start(prepared, m.start())
+        lead = _TOPIC_LEAD.match(prepared, c0, m.start())
+        c0 = max(lead.end() if lead else c0, end - 14)
+        topic = original[c0:end].strip()
+        if len(topic) >= 3:
+            out.append((c0, prepared[h.start("verb"):h.end("verb")] + topic))
+    return out
+
+
+def _ticket_visit(original: str, prepared: str) -> list[tuple[int, str]]:
+    """A service ticket's requested on-site date: 上门 + the service (维修 unless the ticket says
+    安装/调试/保养…) + the equipment the ticket names (上门维修离心泵; 上门维修 when none is named)."""
+    m = _TICKET_VISIT.search(prepared)
+    if m is None:
+        return []
+    kind = "维修"
+    sm = _TICKET_SERVICE.search(prepared)
+    if sm:
+        kind = next((v for v in _SERVICE_VERBS if v in sm.group("kind")), kind)
+    em = _TICKET_EQUIPMENT.search(prepared)
+    equipment = original[em.start("eq"):em.end("eq")] if em else ""
+    return [(m.start(), "上门" + kind + equipment)]
 
 
 def _asked(original: str, prepared: str, rules: ActionRules) -> list[tuple[int, str]]:
@@ -570,7 +676,8 @@ def _hinted(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
 
     # Second tier: a clause with no subject that starts with an action (本周内把方案发过去, 说下周二前报个价),
     # an object-first sending clause (license报价明天之前发他), the customer asking us over, a bare 去… plan.
-    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(prepared)] + [m.end() for m in _SAID.finditer(prepared)]
+    said_at = {m.end() for m in _SAID.finditer(prepared)}
+    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(prepared)] + list(said_at)
     for pos in sorted(set(starts)):
         end = _clause_end(prepared, pos)
         said = _SAID.search(prepared, pos + 1, end)
@@ -580,7 +687,7 @@ def _hinted(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
             continue
         if not rules.strong_starts.search(prepared, pos, min(end, pos + 14)) and not _SEND_TO_THEM.search(prepared, pos, end):
             continue  # cheap test first: most clauses start with no action at all
-        ph = _phrase(original, prepared, pos, end, rules, must_start=True, strong=True)
+        ph = _phrase(original, prepared, pos, end, rules, must_start=True, strong=True, said=pos in said_at)
         if ph and not _BARE_GO.match(to_simplified(ph)):
             fallback.append((pos, ph))
         elif _SEND_TO_THEM.search(prepared, pos, end) and not re.match(r"\s*(?:他|她|客户|对方|我)", prepared[pos:end]):
@@ -594,8 +701,12 @@ def _hinted(original: str, prepared: str, rules: ActionRules) -> list[tuple[int,
             end = _clause_end(prepared, pos)
             dm = _LEAD_RE.match(prepared, pos, end)
             body_at = dm.end() if dm else pos
+            may = _MAY_GO.search(prepared, pos, end)
             if _BARE_GO.match(prepared, body_at):
                 add(fallback, body_at, body_at, end)
+            elif may and (not rules.customer_subject.search(prepared, pos, may.start())
+                          or _DEMONSTRATIVE.match(prepared, pos)):  # 这个客户可以去接触下: the customer is the topic
+                add(fallback, may.end(), may.end(), end)
             pos = end + 1
     return fallback
 
@@ -611,8 +722,21 @@ def extract_next_action(text: str) -> str | None:
     """
     rules = _ACTIONS.get()
     prepared = prepare(text)
+    if _HEADER_LINE.search(prepared):
+        prepared = _HEADER_LINE.sub(lambda m: "\n" * len(m.group(0)), prepared)
+    chosen: str | None = None
     for tier in _TIERS:
-        pool = tier(text, prepared, rules)
-        if pool:
-            return min(pool, key=lambda c: c[0])[1]
-    return None
+        pool = sorted(tier(text, prepared, rules), key=lambda c: c[0])
+        if chosen is None and pool:
+            chosen = pool[0][1]
+            if len(_bare(chosen)) > 2:
+                return chosen
+        # A bare 1-2 character verb (补上, 处理) gives way to a fuller phrase, from any tier.
+        fuller = [ph for _, ph in pool if len(_bare(ph)) > 2]
+        if chosen is not None and fuller:
+            return fuller[0]
+    return chosen
+
+
+def _bare(phrase: str) -> str:
+    return re.sub(r"[\s\W]", "", phrase)
