@@ -105,6 +105,7 @@ class PeopleRules:
     ambiguous_roles: frozenset[str]
     address_calls: tuple[str, ...] = ()
     address_followers: tuple[str, ...] = ()
+    correction_after: tuple[str, ...] = ()
 
 
 def _alt(words: Sequence[str]) -> str:
@@ -212,6 +213,7 @@ def _build_people(data: dict[str, Any]) -> PeopleRules:
         ambiguous_roles=frozenset(as_list(data.get("ambiguous_roles"))),
         address_calls=tuple(as_list(data.get("address_calls"))),
         address_followers=tuple(as_list(data.get("address_followers"))),
+        correction_after=tuple(as_list(data.get("correction_after_markers"))),
     )
 
 
@@ -439,6 +441,8 @@ def _attached_ok(simp: str, s: str, t: str, start: int, end: int, rules: PeopleR
     nxt = simp[end:end + 1]
     if t in rules.short_titles and not (nxt == "" or nxt in rules.short_followers):
         return False  # 王处说 is 王处长; 何处, 全局的 are words
+    if t in rules.short_titles and not _is_boundary(simp, start) and simp[start - 1] not in "的和跟找问给与及同":
+        return False  # 环保局, 公安局, 医保局: the end of an office's name, not a Mr 保 the bureau chief
     cont = rules.title_continuations.get(t, "") if len(t) == 1 else ""
     if nxt and nxt in cont:
         return False
@@ -904,6 +908,9 @@ def extract_contacts(text: str, segments: Sequence[SegmentLike]) -> list[dict[st
             continue
         if simp[max(0, mt.pos - 2):mt.pos] in ("叫我", "喊我", "我是", "叫俺") and simp[mt.pos:mt.pos + 1] in "小老":
             continue  # 客户叫我小林: the rep's own nickname
+        end = mt.pos + len(mt.name) + len(mt.title or "")
+        if simp[end:end + 8].lstrip(" ，,、").startswith(rules.correction_after):
+            continue  # 姚部长，不对是饶部长: taken back at once
         if not speakers.mentions and not speakers.ours and _addressed(simp, mt, rules):
             continue  # 喂王哥我跟你说: the rep talks to a colleague
         if mt.title is None:
@@ -974,6 +981,8 @@ def _short_name_ok(simp: str, at: int, name: str, rules: PeopleRules, crules: Co
     person (潘总那边, 老周这边), a department or an ordinary word (客户那边, 财务那边)."""
     if name in crules.not_short_names or name in crules.generic or name in _NOT_NAMES:
         return False
+    if name.endswith(("厂", "局", "所", "站")) and _generic_company(name, crules):
+        return False  # 食品厂那边, 晶圆厂那边: a kind of plant
     if name.isascii():
         return name not in rules.latin_names and name not in rules.latin_not_names and _latin_ok(name, rules)
     if any(name.endswith(w) for w in crules.not_short_names) or crules.generic_parts.fullmatch(name):
@@ -1067,6 +1076,10 @@ def extract_companies(text: str, segments: Sequence[SegmentLike]) -> list[str]:
     cands.extend(bracketed)
     cands.extend(_speaker_sides(text, segments, rules, crules).companies)
     corrected = _corrected_away(simp, rules)
+    for pos, name in cands:
+        tail = simp[pos + len(name):pos + len(name) + 8].lstrip(" ，,、")
+        if tail.startswith(rules.correction_after):
+            corrected.add(to_simplified(name))  # 鑫源，不对，是鑫垣机电
     ours: set[str] = set()
     for pos, name in cands:
         if simp[max(0, pos - 4):pos].rstrip(" ").endswith(_OUR_COMPANY_PREFIXES):

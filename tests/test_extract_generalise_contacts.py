@@ -196,3 +196,18 @@ def test_corrected_in_sentence(text: str, expected: list[tuple[str, str | None]]
 ])
 def test_fragments_are_not_people(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert _contacts(text) == expected
+
+
+# Guards on the new rules: what they must not take.
+@pytest.mark.parametrize("text, contacts, companies", [
+    ("客户：张总\n需求：两台伺服", [("张", "总")], []),  # a person as the customer is no company
+    ("喂潘总您好，我是小李，上次说的样机到了", [("潘", "总")], []),  # a call to the customer
+    ("联系了李经理，姓贲的那个工程师也在", [("李", "经理"), ("贲", "工程师")], []),
+    ("5G基站电源的客户很满意", [], []),
+    ("仁怀那家酱香酒业想换包装线", [], []),
+    ("食品厂那边下单了", [], []),
+    ("中车的所有项目都在排队", [], ["中车"]),
+    ("是鑫源，不对，是鑫垣机电", [], ["鑫垣机电"]),
+])
+def test_new_rules_guards(text: str, contacts: list[tuple[str, str | None]], companies: list[str]) -> None:
+    assert (_contacts(text), _companies(text)) == (contacts, companies)
