@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -11,11 +13,13 @@ from sqlmodel import Session
 
 from bot import metrics_api
 from bot.gateway import inbox_counts
-from bot.keys import GATEWAY
+from bot.intake_auth import IntakeDenied, authenticate
+from bot.keys import GATEWAY, SETTINGS
 from handlers import leads
 from store import outbox
 
 MAX_BODY = 64 * 1024
+log = logging.getLogger("leadbot.api")
 
 
 def _error(status: int, reason: str, **extra: Any) -> web.Response:
@@ -31,12 +35,19 @@ async def create_lead(request: web.Request) -> web.Response:
     if len(raw) > MAX_BODY:
         return _error(413, "请求体过大 / body too large")
     try:
+        source = authenticate(request.app[SETTINGS].intake_sources, request.headers, raw, time.time())
+    except IntakeDenied as exc:
+        log.warning("lead intake refused from %s: %s", request.remote, exc.reason)
+        return _error(exc.status, exc.reason)
+    try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         # RecursionError: deeply nested arrays ("[[[[…") exhaust the decoder's stack.
         return _error(400, "请求体不是合法的 JSON / body is not valid JSON")
     if not isinstance(data, dict):
         return _error(400, "请求体应为 JSON 对象 / body must be a JSON object")
+    if source is not None:
+        data["source"] = source.label  # a caller cannot claim another source's tag
     try:
         form = leads.validate_form(data)
     except leads.LeadFormError as exc:

@@ -92,6 +92,8 @@ def _run_server(settings: Settings, banner: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Gateway, delivery worker and scheduler in one process."""
     settings = _load(args.config)
+    if not settings.intake_sources:
+        log.warning("POST /api/leads 未配置来源密钥，任何人都能提交线索；请在 [intake.sources] 中配置 / lead intake is open")
     return _run_server(settings, f"leadbot 已启动 / listening on http://{settings.host}:{settings.port}/")
 
 

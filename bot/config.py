@@ -21,11 +21,18 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping
 
+from bot.intake_auth import IntakeSource, parse_sources
 from handlers.assignment import AssignmentRules, RuleError, parse_assignment
-from scheduler.config import ScanSettings
-from handlers.scoring import FormulaSpot, ScoringRuleError, ScoringRules, default_scoring, parse_scoring
+from handlers.scoring import (
+    FormulaSpot,
+    ScoringRuleError,
+    ScoringRules,
+    default_scoring,
+    parse_scoring,
+)
 from handlers.stages import Pipeline, StageRuleError, default_pipeline, parse_stages
 from nlp.provinces import canonical_province
+from scheduler.config import ScanSettings
 
 ROLES = ("rep", "manager", "admin")
 PLATFORMS = ("sandbox", "wecom", "feishu", "dingtalk")
@@ -85,6 +92,7 @@ class Settings:
     secret: str
     assignment: AssignmentRules
     scheduler: ScanSettings
+    intake_sources: Mapping[str, IntakeSource]
     platforms: Mapping[str, Mapping[str, Any]]
     regions: tuple[RegionConfig, ...]
     members: tuple[MemberConfig, ...]
@@ -222,7 +230,7 @@ def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: st
 
 
 def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
-    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages"}
+    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages", "intake"}
     for key in data:
         if key not in known_top:
             hint = get_close_matches(key, known_top, n=1)
@@ -325,6 +333,13 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
     except (ValueError, TypeError) as exc:
         raise ConfigError(origin, _header_line(text, "scheduler"), "scheduler", f"定时任务配置有误: {exc}", f"invalid [scheduler]: {exc}") from None
 
+    try:
+        from handlers.leads import SOURCES
+
+        intake_sources = parse_sources(data.get("intake"), SOURCES)
+    except ValueError as exc:
+        raise ConfigError(origin, _header_line(text, "intake"), "intake", str(exc), "invalid [intake.sources]") from None
+
     return Settings(
         path=origin,
         database_url=url,
@@ -333,6 +348,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         secret=secret,
         assignment=rules,
         scheduler=scan_settings,
+        intake_sources=intake_sources,
         platforms={k: dict(v) for k, v in platforms.items()},
         regions=tuple(regions),
         members=tuple(members),
