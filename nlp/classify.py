@@ -362,7 +362,7 @@ _HEADER_LINE = re.compile(r"(?m)^[ \t]*(?:发件人|发送时间|发送日期|�
                           r"Subject|Attachments?)[ \t]*[:：][^\n]*")
 # Something we delivered short (少发了两个温控模块), then a bare make-up verb (今天必须补上) → 补发两个温控模块.
 _SHORTAGE = re.compile(r"(?:少发|漏发|少给|少寄|少送|少装|缺发|漏寄|缺|少)了?(?P<obj>[一二三四五六七八九十两几\d]+"
-                       r"(?:个|只|台|套|根|块|箱|件|支|片|条|包|卷|袋|盒|批|颗|把|张|米|公斤|kg|pcs)[^，,。！!？?\s]{0,10})")
+                       r"(?:个|只|台|套|根|块|箱|件|支|片|条|包|卷|袋|盒|批|颗|把|张|米|公斤|kg|pcs)(?![人工])[^，,。！!？?\s]{0,10})")
 _MAKE_UP = re.compile(r"(?:必须|尽快|马上|赶紧|立刻|立即|给他们|给客户|帮他们)*补(?:上|齐|发|寄|回来|过去|到位|货)?(?:给他们|给客户|过去)?")
 # A matter named in one clause (温控器报警的问题), a bare handling verb in the next (今天必须解决).
 _HANDLE = re.compile(r"(?:必须|尽快|马上|赶紧|立刻|立即|抓紧)*(?P<verb>解决|处理|搞定|弄好|跟进|排查|落实|修好)(?:掉|好|一下)?")

@@ -92,6 +92,10 @@ def _action(text: str) -> str | None:
     ("发件人：李明\n发送时间：2026年6月1日\n抄送：王芳\n主题：合同", None),
     ("工单\n设备：冷水机组\n期望上门时间：6月3日", "上门维修冷水机组"),
     # what is not ours stays None
+    ("發件人: 張偉\n發送時間: 2026年3月24日 13:58\n主題: 詢價", None),
+    ("客户说他们可以去找别家", None),
+    ("节前要把款打过来", None),
+    ("少了两个人，明天补上", "补上"),  # people are not goods to ship
     ("客户说下周把参数发我们", None),
     ("我们的报价总价86万，客户还在比", None),
 ])
@@ -160,6 +164,8 @@ def test_bare_verb_gives_way_to_a_fuller_phrase() -> None:
     ("约了周五下午见面", "visit_planned", True),
     ("约了他们老板周四见面聊", "visit_planned", True),
     ("上周已经去现场调试过了，运行正常", "visit_planned", False),
+    ("等装完再付款", "visit_planned", False),
+    ("下周三前安装好", "visit_planned", True),
     # 10. complaint: a mild fault of what we supplied
     ("去年那台设备有点漏油", "complaint", True),
     ("我们给他们装的配电柜老是跳闸", "complaint", True),
