@@ -553,3 +553,68 @@ def active_leads(session: Session, member_id: str, limit: int = 20) -> list[Lead
             .limit(limit)
         ).scalars()
     )
+
+
+# ----------------------------------------------------------------------------- managers in chat
+REASSIGN = re.compile(r"^\s*把?\s*线索\s*#?\s*(?P<lead>\d{1,12})\s*(?:转给|转派给|分给|派给|交给)\s*(?P<who>[^\s，。,.]{1,32})\s*[。.!！]?\s*$")
+POOL_WORDS = ("线索池", "线索池看板", "待分配线索")
+
+
+def is_manager_command(text: str) -> bool:
+    """A manager's lead command: "把线索 1024 转给王五" or "线索池"."""
+    t = text.strip()
+    return bool(REASSIGN.match(t)) or t in POOL_WORDS
+
+
+def on_manager_command(session: Session, member: Member, text: str, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+    """Re-assign a lead by hand, or show the lead pool; managers see their region, admins all."""
+    if member.role not in ("manager", "admin"):
+        return [Outgoing(member.id, "text", f"{cause}:reply", text="这个命令只对经理开放。需要转派线索，请在线索卡片上点「转派」。")]
+    now = ctx.clock.now()
+    t = text.strip()
+    if t in POOL_WORDS:
+        return [Outgoing(member.id, "card", f"{cause}:pool", card=pool_card(session, member, now), card_id=f"pool{cause.rsplit(':', 1)[-1]}")]
+    m = REASSIGN.match(t)
+    assert m is not None
+    lead = session.get(Lead, int(m.group("lead")))
+    if lead is None or (member.role == "manager" and lead.region != member.region):
+        return [Outgoing(member.id, "text", f"{cause}:reply", text=f"没有找到您区域内的线索 #{m.group('lead')}。")]
+    assert lead.id is not None
+    who = m.group("who")
+    target = session.execute(
+        select(Member).where(or_(Member.id == who, Member.name == who), Member.role == "rep", Member.active.is_(True))
+    ).scalars().first()
+    if target is None:
+        return [Outgoing(member.id, "text", f"{cause}:reply", text=f"没有找到在职的销售「{who}」。")]
+    if lead.status in ("accepted", "invalid") and lead.owner_id == target.id:
+        return [Outgoing(member.id, "text", f"{cause}:reply", text=f"线索 #{lead.id} 已经在{target.name}名下。")]
+    out: list[Outgoing] = []
+    for handle in session.execute(select(CardHandle).where(CardHandle.subject == f"lead:{lead.id}", CardHandle.state == "open")).scalars():
+        out.append(close_card(session, handle, f"已由{member.name}转派给{target.name} · {_local(now)}", now, f"{cause}:close:{handle.card_id}"))
+    lead.status, lead.owner_id, lead.assigned_at, lead.updated_at = "assigned", target.id, now, now
+    lead.accept_due_at = ctx.business_hours.add(now, ctx.accept_within_hours)
+    lead.rule_name, lead.explanation = "manager", f"{member.name}手动分配"
+    session.add(lead)
+    audit(session, "lead", lead.id, member.id, "assigned", f"→ {target.id}（规则：manager；{member.name}手动分配）", now)
+    card_id = new_card_id()
+    card = lead_card(lead, card_id, ctx.secret, lead.explanation)
+    session.add(CardHandle(card_id=card_id, platform="", member_id=target.id, subject=f"lead:{lead.id}",
+                           card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now))
+    out.append(Outgoing(target.id, "card", f"card:{card_id}", card=card, card_id=card_id))
+    out.append(Outgoing(member.id, "text", f"{cause}:reply", text=f"已将线索 #{lead.id}（{lead.company}）转给{target.name}。"))
+    return out
+
+
+def pool_card(session: Session, member: Member, now: datetime) -> Card:
+    """Unassigned, unaccepted and overdue leads per region."""
+    regions = [member.region] if member.role == "manager" and member.region else [r.name for r in session.execute(select(Region).order_by(Region.name)).scalars()]
+    fields = []
+    for region in regions:
+        def count(*conds: Any) -> int:
+            return int(session.execute(select(func.count()).select_from(Lead).where(Lead.region == region, *conds)).scalar_one())
+
+        unassigned = count(Lead.status == "unassigned")
+        waiting = count(Lead.status == "assigned")
+        overdue = count(Lead.status == "assigned", Lead.accept_due_at < now)
+        fields.append(CardField(f"{region}", f"待分配 {unassigned} · 待接受 {waiting} · 已超时 {overdue}"))
+    return Card(title="线索池", fields=tuple(fields), text="回复「把线索 编号 转给 姓名」可手动分配。")

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from handlers import alerts, decision_chain, followups, leads, opportunities, reports, tickets
+from handlers import (
+    alerts,
+    decision_chain,
+    followups,
+    leads,
+    opportunities,
+    reports,
+    tickets,
+)
 from handlers.actions import ActionKey, BadAction
 from handlers.context import HandlerContext, Outgoing
 from handlers.events import InboundEvent
@@ -78,6 +86,10 @@ def _sales_text(session: Session, member: Member, event: InboundEvent, ctx: Hand
     return _note(session, member, event, ctx, cause)
 
 
+def _manager(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+    return leads.on_manager_command(session, member, event.text, ctx, cause)
+
+
 def _ticket(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
     return tickets.on_ticket_text(session, member, event.text, ctx, cause, ctx.ticket_policy)
 
@@ -122,6 +134,7 @@ ROUTES: tuple[Route, ...] = (
     Route(kind_is("card_action"), _card_action),
     Route(text_is("帮助", "help", "?", "？", "菜单"), _help),
     Route(reports.is_report_command, reports.on_report),
+    Route(lambda e: e.kind == "text" and leads.is_manager_command(e.text), _manager),
     # A customer's problem ("设备报错E04，产线停了") becomes a service ticket, not a note.
     Route(lambda e: e.kind in ("text", "voice") and tickets.looks_like_ticket(e.text), _ticket),
     Route(kind_is("text"), _sales_text),
