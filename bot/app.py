@@ -3,12 +3,16 @@ exactly what started."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time
+from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlmodel import Session
 
 from bot import api, metrics_api, opportunities_api, sandbox
@@ -19,6 +23,7 @@ from handlers.context import Clock, HandlerContext, Outgoing, SystemClock
 from nlp.calendar import SHANGHAI
 from scheduler.service import SchedulerService
 from store.db import Database, pending_migrations
+from store.models import Member
 from store.org import MemberRow, RegionRow, sync_org
 
 log = logging.getLogger("leadbot")
@@ -134,9 +139,20 @@ def create_app(
         finally:
             service.shutdown()
 
+    async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_watch_config(app)) if start_workers and settings.path.endswith(".toml") else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(gateway_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
+    app.cleanup_ctx.append(config_watch_ctx)
     api.add_routes(app)
     metrics_api.add_routes(app)
     # Opportunities, scores and rules reload; its cleanup ctx attaches the rules book to the gateway's ctx.
@@ -146,6 +162,39 @@ def create_app(
     for _name, module in platform_modules(settings):
         module.add_routes(app)
     return app
+
+
+CONFIG_POLL_SECONDS = 5.0
+
+
+async def _watch_config(app: web.Application) -> None:
+    """Reload the rules when leadbot.toml changes; a bad edit keeps the last good rules and
+    the admins are told in chat why."""
+    from bot.opportunities_api import reload_rules
+
+    path = Path(app[SETTINGS].path)
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    while True:
+        await asyncio.sleep(CONFIG_POLL_SECONDS)
+        try:
+            current = path.stat().st_mtime_ns
+        except OSError:
+            continue
+        if current == stamp:
+            continue
+        stamp = current
+        ok, message = await reload_rules(app)
+        log.info("leadbot.toml changed: rules %s", "reloaded" if ok else "kept (invalid edit)")
+        gateway = app[GATEWAY]
+        now = gateway.ctx.clock.now()
+        text = ("规则已更新：" if ok else "leadbot.toml 的修改有误，仍在使用上一版规则：\n") + message
+
+        def tell_admins(session: Session) -> None:
+            admins = session.execute(select(Member).where(Member.role == "admin", Member.active.is_(True))).scalars()
+            gateway.enqueue(session, [Outgoing(a.id, "text", f"config:{current}:{a.id}", text=text[:1500]) for a in admins], now)
+
+        await gateway.db.run(tell_admins)
+        gateway.notify_outbox()
 
 
 def platform_modules(settings: Settings) -> list[tuple[str, object]]:

@@ -192,6 +192,10 @@ async def reload_rules(app: web.Application) -> tuple[bool, str]:
     if not ok:
         log.warning("rules reload refused: %s", message.splitlines()[-1][:200])
         return False, message
+    # The same file validated: assignment rules and the ticket chain follow the formulas.
+    fresh_settings = load(app[SETTINGS].path)
+    ctx = app[GATEWAY].ctx
+    ctx.rules, ctx.ticket_policy = fresh_settings.assignment, fresh_settings.scheduler.tickets
     fresh = book.current.scoring
     changed = [name for name, old, new in (("health", previous.scoring.health_digest, fresh.health_digest),
                                            ("lead", previous.scoring.lead_digest, fresh.lead_digest)) if old != new]
