@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -54,6 +56,27 @@ def org_rows(settings: Settings) -> tuple[list[RegionRow], list[MemberRow]]:
     return regions, members
 
 
+OPEN_API = {("POST", "/api/leads")}  # lead intake has its own per-source credentials
+
+
+def management_guard(token: str) -> Any:
+    """``/api/*`` (but lead intake) needs ``Authorization: Bearer <[server] api_token>``;
+    without a configured token only the machine itself may call it."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/api/") and (request.method, request.path) not in OPEN_API:
+            if token:
+                given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                if not hmac.compare_digest(given.encode(), token.encode()):
+                    return web.json_response({"error": "需要管理接口令牌（Authorization: Bearer …）/ API token required"}, status=401)
+            elif request.remote not in ("127.0.0.1", "::1"):
+                return web.json_response({"error": "未配置 [server] api_token，管理接口只允许本机调用 / loopback only"}, status=403)
+        return await handler(request)
+
+    return guard
+
+
 def handler_context(settings: Settings, clock: Clock) -> HandlerContext:
     """What handlers get from ``settings``: clock, signing secret, rules, enabled platforms."""
     enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
@@ -75,7 +98,7 @@ def create_app(
     ``start_workers=False`` leaves the dispatcher, the delivery worker and the scheduler
     to the caller (tests drive them with :meth:`Gateway.drain` and the scans directly).
     """
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[management_guard(settings.api_token)])
     app[SETTINGS] = settings
     the_clock = clock or SystemClock()
 

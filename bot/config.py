@@ -90,6 +90,7 @@ class Settings:
     host: str
     port: int
     secret: str
+    api_token: str
     assignment: AssignmentRules
     scheduler: ScanSettings
     intake_sources: Mapping[str, IntakeSource]
@@ -346,6 +347,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         host=str(server.get("host", "127.0.0.1")),
         port=port,
         secret=secret,
+        api_token=str(server.get("api_token") or ""),
         assignment=rules,
         scheduler=scan_settings,
         intake_sources=intake_sources,

@@ -71,3 +71,18 @@ async def test_unauthenticated_posts_are_refused_and_nothing_written(api: Any, h
     assert resp.status == status
     assert (await resp.json())["error"]
     assert (await api.get("/api/leads/1")).status == 404
+
+
+async def test_management_api_needs_the_token(aiohttp_client: Any, db_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    from bot.config import parse
+    from tests.conftest import TEMPLATE
+
+    settings = parse(TEMPLATE, str(tmp_path / "leadbot.toml"), {"LEADBOT_DATABASE_URL": db_url, "LEADBOT_SERVER__API_TOKEN": "t0ken"})
+    client = await aiohttp_client(create_app(settings, clock=clock, start_workers=False))
+    created = await client.post("/api/leads", json=JIANGSU_LEAD)  # intake stays open (no sources configured)
+    assert created.status == 201
+    lead_id = (await created.json())["lead_id"]
+    for path in (f"/api/leads/{lead_id}", "/api/metrics/summary"):
+        assert (await client.get(path)).status == 401
+        assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401
+        assert (await client.get(path, headers={"Authorization": "Bearer t0ken"})).status == 200
