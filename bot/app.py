@@ -82,7 +82,7 @@ def handler_context(settings: Settings, clock: Clock) -> HandlerContext:
     enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
     return HandlerContext(
         clock=clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled,
-        ticket_policy=settings.scheduler.tickets,
+        ticket_policy=settings.scheduler.tickets, webhooks=settings.webhooks,
     )
 
 
@@ -123,6 +123,10 @@ def create_app(
             adapters.append(sandbox.SandboxAdapter(db, the_clock))
         for name, module in platform_modules(settings):
             adapters.append(module.create_adapter(settings, db, ctx))
+        if settings.webhooks:
+            from bot import webhooks
+
+            adapters.append(webhooks.create_adapter(settings, db, ctx))
         if extra_adapters is not None:
             adapters += extra_adapters(db, ctx)
         started: list[PlatformAdapter] = []

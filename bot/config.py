@@ -31,6 +31,7 @@ from handlers.scoring import (
     parse_scoring,
 )
 from handlers.stages import Pipeline, StageRuleError, default_pipeline, parse_stages
+from handlers.webhooks import Webhook, WebhookConfigError, parse_webhooks
 from nlp.provinces import canonical_province
 from scheduler.config import ScanSettings
 
@@ -100,6 +101,7 @@ class Settings:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     scoring: ScoringRules = field(default_factory=default_scoring, repr=False)  # [scoring], compiled formulas
     stages: Pipeline = field(default_factory=default_pipeline, repr=False)  # [[stages]], the pilot pipeline when absent
+    webhooks: tuple[Webhook, ...] = field(default=(), repr=False)  # [[webhooks]], secrets read via secret_env
 
     @property
     def accept_within_hours(self) -> float:
@@ -222,7 +224,7 @@ def parse(text: str, origin: str, environ: Mapping[str, str]) -> Settings:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(origin, int(m.group(1)) if m else None, "-", f"TOML 语法错误: {exc}", f"TOML syntax error: {exc}") from None
     apply_env(data, environ)
-    return _validate(data, text, origin)
+    return _validate(data, text, origin, environ)
 
 
 def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: str) -> None:
@@ -230,8 +232,8 @@ def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: st
         raise ConfigError(origin, line, key, zh, en)
 
 
-def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
-    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages", "intake"}
+def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str, str] | None = None) -> Settings:
+    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages", "intake", "webhooks"}
     for key in data:
         if key not in known_top:
             hint = get_close_matches(key, known_top, n=1)
@@ -341,6 +343,15 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
     except ValueError as exc:
         raise ConfigError(origin, _header_line(text, "intake"), "intake", str(exc), "invalid [intake.sources]") from None
 
+    try:
+        # Webhook secrets come from the variable each entry names (secret_env), not the file.
+        webhooks = parse_webhooks(data.get("webhooks"), environ if environ is not None else os.environ)
+    except WebhookConfigError as exc:
+        line = _line_of(text, exc.key, exc.index, "[[webhooks]]", strict=True) if exc.index is not None else None
+        line = line or (_line_of(text, "name", exc.index, "[[webhooks]]") if exc.index is not None else None)
+        key = f"webhooks[{exc.index}].{exc.key}" if exc.index is not None else "webhooks"
+        raise ConfigError(origin, line or _header_line(text, "webhooks"), key, exc.zh, exc.en) from None
+
     return Settings(
         path=origin,
         database_url=url,
@@ -357,6 +368,7 @@ def _validate(data: dict[str, Any], text: str, origin: str) -> Settings:
         raw=data,
         scoring=scoring,
         stages=stages,
+        webhooks=webhooks,
     )
 
 

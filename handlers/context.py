@@ -13,6 +13,7 @@ from nlp.calendar import BusinessHours
 if TYPE_CHECKING:
     from handlers.opportunities import RulesBook
     from handlers.tickets import TicketPolicy
+    from handlers.webhooks import Webhook
 
 
 class Clock(Protocol):
@@ -83,6 +84,8 @@ class HandlerContext:
     sales_rules: "RulesBook | None" = None
     # Service-ticket SLA chain ([scheduler.tickets]); None means the built-in default.
     ticket_policy: "TicketPolicy | None" = None
+    # Outbound webhooks ([[webhooks]]): domain events are queued for them with the change.
+    webhooks: "tuple[Webhook, ...]" = ()
 
     @property
     def business_hours(self) -> BusinessHours:

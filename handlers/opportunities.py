@@ -35,6 +35,7 @@ from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
 from handlers.dedupe import normalize_company
 from handlers.events import InboundEvent
+from handlers import webhooks
 from handlers.leads import audit, new_card_id
 from handlers.scoring import ScoringRules, default_scoring, health_card, recompute_customer
 from handlers.stages import (
@@ -319,6 +320,9 @@ def _apply(session: Session, opp: Opportunity, stage: Stage, answers: dict[str, 
         text = f"恭喜！「{opp.name}」已签约，金额 {format_fen(opp.amount_fen)}。"
     elif stage.outcome == "lost":
         text = f"已记录「{opp.name}」输单（{answers.get('输单原因', '未注明')}）。辛苦了，经验我们一起复盘。"
+    # ERP/MES webhooks go into the outbox in this same transaction (stage_changed, contract_signed).
+    out += webhooks.stage_events(session, opp, stage, previous, answers, actor, book_of(ctx).current.pipeline,
+                                 ctx.webhooks, now, cause)
     return Move("moved", text, out)
 
 

@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 from cards.model import Card, CardAction, CardField, card_from_dict, card_to_dict
 from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
+from handlers import webhooks as webhook_events
 from handlers.leads import audit, new_card_id
 from nlp.calendar import SHANGHAI
 from store.alerts import insert_new, skip_locked
@@ -286,12 +287,13 @@ class Escalation:
 
 
 def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: TicketPolicy,
-                 batch: int = 500) -> tuple[list[Escalation], bool]:
+                 batch: int = 500, hooks: list[Outgoing] | None = None) -> tuple[list[Escalation], bool]:
     """Up to ``batch`` tickets whose SLA step ran out, each moved one step up its chain.
 
     Returns the escalations and whether more tickets may be due (call again in a new
     transaction). Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the step
     index moves in the same transaction as the escalation is recorded, so it happens once.
+    ``hooks`` (when given) receives the ``ticket_escalated`` webhook messages to queue with it.
     """
     result: list[Escalation] = []
     stmt = (
@@ -326,6 +328,8 @@ def escalate_due(session: Session, ctx: HandlerContext, now: datetime, policy: T
                 sent = json.loads(sla.escalated_to or "[]")
                 sla.escalated_to = json.dumps(sent + [target])
             audit(session, "ticket", ticket.id, "rule:ticket-sla", "escalated", f"步骤 {sla.step + 1}：{what} → {target or '未配置'}", now)
+            if hooks is not None:
+                hooks += webhook_events.escalation_events(session, ticket, sla.step, target, what, ctx.webhooks, now)
             sla.step += 1
             # The next link's clock starts now: nobody hears twice about the same silence.
             ticket.sla_due_at = clock.add(now, policy.steps[sla.step].hours * 3600) if sla.step < len(policy.steps) else None

@@ -607,13 +607,14 @@ def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, setti
 
 def scan_tickets(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
     """Service tickets whose SLA step ran out: escalate one step up the configured chain."""
-    escalations, more = escalate_due(session, ctx, now, settings.tickets, settings.batch)
+    hooks: list[Outgoing] = []  # ticket_escalated webhooks, queued in this transaction
+    escalations, more = escalate_due(session, ctx, now, settings.tickets, settings.batch, hooks)
     batch = [
         Alert(e.member_id, "ticket", e.key, f"工单 #{e.ticket_id} 升级提醒", text=e.text,
               priority="P0" if e.priority == "P0" else "P1", subject=f"ticket:{e.ticket_id}", mutable=False)
         for e in escalations
     ]
-    return _batch(alerting.emit(session, ctx, batch, now, settings.budget), more)
+    return _batch(alerting.emit(session, ctx, batch, now, settings.budget) + hooks, more)
 
 
 def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
