@@ -56,6 +56,7 @@ from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
+from cards.charts import IMAGE_LIMITS
 from cards.dingtalk import action_index, markdown_message, render_standard_card
 from cards.model import Card
 from handlers.context import Clock, HandlerContext
@@ -67,6 +68,13 @@ log = logging.getLogger("leadbot.dingtalk")
 
 NAME: Literal["dingtalk"] = "dingtalk"
 DEFAULT_API_BASE = "https://api.dingtalk.com"
+# Media upload exists only on the legacy host (dingtalk-stream's upload_to_dingtalk uses it
+# with the new-style token); the id it returns ("@lA…") goes into a StandardCard image.
+DEFAULT_OAPI_BASE = "https://oapi.dingtalk.com"
+LEGACY_TOKEN_EXPIRED = frozenset({40014, 42001, 88})
+LEGACY_TRANSIENT = frozenset({-1, 90002, 90019})
+CHART_TOO_LARGE = "图表过大，未能发送"
+CHART_REFUSED = "图表未能发送"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOPIC_ROBOT = "/v1.0/im/bot/messages/get"
 TOPIC_ROBOT_DELEGATE = "/v1.0/im/bot/messages/delegate"
@@ -86,6 +94,7 @@ class DingTalkConfig:
     token: str = ""
     aes_key: str = ""
     api_base: str = DEFAULT_API_BASE
+    oapi_base: str = DEFAULT_OAPI_BASE
     window_s: int = 3600
     watchdog_s: float = 90.0
     reconnect_max_s: float = 30.0
@@ -113,9 +122,12 @@ class DingTalkConfig:
             raise ConfigError(settings.path, None, "platforms.dingtalk.aes_key", "事件订阅需要同时配置 token 和 aes_key（开发者后台 → 事件订阅 → 加密 aes_key / 签名 token）", "token and aes_key go together")
         if aes_key and len(aes_key) != 43:
             raise ConfigError(settings.path, None, "platforms.dingtalk.aes_key", "aes_key 应为 43 个字符", "aes_key must be 43 characters")
+        api_base = str(raw.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        # A custom api_base (a proxy, a test server) serves the legacy paths too unless told otherwise.
+        oapi_base = str(raw.get("oapi_base") or (DEFAULT_OAPI_BASE if api_base == DEFAULT_API_BASE else api_base)).rstrip("/")
         return cls(
             app_key=app_key, app_secret=app_secret, robot_code=str(raw.get("robot_code") or app_key), mode=mode,
-            token=token, aes_key=aes_key, api_base=str(raw.get("api_base") or DEFAULT_API_BASE).rstrip("/"),
+            token=token, aes_key=aes_key, api_base=api_base, oapi_base=oapi_base,
             window_s=int(raw.get("window_s", 3600)), watchdog_s=float(raw.get("watchdog_s", 90.0)),
             reconnect_max_s=float(raw.get("reconnect_max_s", 30.0)), http_timeout_s=float(raw.get("http_timeout_s", 10.0)),
             per_user_per_min=int(raw.get("per_user_per_min", 20)),
@@ -190,6 +202,39 @@ class DingTalkClient:
         code = str(data.get("code", ""))
         retry = 60.0 if status == 429 or code in THROTTLE_CODES else None
         raise DingTalkApiError(status, code, str(data.get("message", "")), retry)
+
+
+    async def upload_image(self, png: bytes) -> str:
+        """Legacy ``POST /media/upload?access_token=`` (multipart ``media``, ``type=image``): the media_id."""
+
+        async def once(token: str) -> tuple[int, dict[str, Any]]:
+            form = aiohttp.FormData()  # consumed by one request: a token retry builds its own
+            form.add_field("type", "image")
+            form.add_field("media", png, filename="chart.png", content_type="image/png")
+            url = f"{self.config.oapi_base}/media/upload?access_token={urllib.parse.quote_plus(token)}"
+            try:
+                async with self.session.post(url, data=form) as resp:
+                    raw, status = await resp.read(), resp.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise DingTalkApiError(0, "network", type(exc).__name__) from exc
+            try:
+                data = json.loads(raw) if raw else {}
+            except ValueError:
+                data = {}
+            return status, data if isinstance(data, dict) else {}
+
+        status, data = await self.tokens.call(once, expired=lambda r: r[0] == 401 or r[1].get("errcode") in LEGACY_TOKEN_EXPIRED)
+        media_id = data.get("media_id")
+        if status == 200 and not data.get("errcode") and isinstance(media_id, str) and media_id:
+            return media_id
+        code = data.get("errcode", "")
+        transient = status == 0 or status >= 500 or status == 429 or code in LEGACY_TRANSIENT or code in LEGACY_TOKEN_EXPIRED
+        raise DingTalkApiError(status, f"upload:{code}", str(data.get("errmsg", "media upload failed")), 60.0 if transient else None)
+
+
+def _without_chart(card: Card, note: str) -> Card:
+    """``card`` without its chart, saying why in a last text line."""
+    return replace(card, image_png=None, text=f"{card.text}\n{note}".strip())
 
 
 @dataclass
@@ -295,6 +340,7 @@ class DingTalkAdapter:
         self.limiter = RateLimiter(config.per_user_per_min, 60.0, ctx.clock)
         self._webhooks: dict[str, _Webhook] = {}
         self._sent_cards: set[str] = set()
+        self._chart_media: dict[str, str] = {}  # our card id -> media_id of its chart (kept on updates)
         self.gateway: Gateway | None = None
         self.bound = asyncio.Event()  # set once the gateway is known; the stream waits for it
         self.stream: StreamConnection | None = None
@@ -456,12 +502,14 @@ class DingTalkAdapter:
         text = str(json.loads(msg.payload).get("text", ""))
         try:
             if card is not None and msg.card_id and msg.kind == "card_update" and await self._was_sent(msg.card_id, handle):
-                await self.client.call("PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": msg.card_id, "cardData": json.dumps(render_standard_card(card, msg.card_id), ensure_ascii=False)})
+                rendered = render_standard_card(card, msg.card_id, image=self._chart_media.get(msg.card_id))
+                await self.client.call("PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": msg.card_id, "cardData": json.dumps(rendered, ensure_ascii=False)})
                 return Delivered(platform_handle=msg.card_id)
             if card is not None and msg.card_id and msg.kind in ("card", "card_update"):
+                card, media_id = await self._chart(msg.card_id, card)
                 body = {
                     "cardTemplateId": "StandardCard", "robotCode": self.config.robot_code, "cardBizId": msg.card_id,
-                    "cardData": json.dumps(render_standard_card(card, msg.card_id), ensure_ascii=False),
+                    "cardData": json.dumps(render_standard_card(card, msg.card_id, image=media_id), ensure_ascii=False),
                     "singleChatReceiver": json.dumps({"userId": msg.recipient}), "sendOptions": {},
                 }
                 await self.client.call("POST", "/v1.0/im/v1.0/robot/interactiveCards/send", body)
@@ -470,6 +518,28 @@ class DingTalkAdapter:
             return await self._send_text(msg.recipient, text, card, msg.dedupe_key)
         except DingTalkApiError as exc:
             raise _delivery_error(exc) from exc
+
+    async def _chart(self, card_id: str, card: Card) -> tuple[Card, str | None]:
+        """Upload the card's chart (once per card): the card to render and its media_id.
+
+        Over 1 MB, or refused for good, the card goes without it and says so; a transient
+        failure raises, so the whole delivery is retried (same cardBizId: no duplicate card).
+        """
+        if not card.image_png:
+            return card, None
+        if len(card.image_png) > IMAGE_LIMITS[NAME]:
+            return _without_chart(card, CHART_TOO_LARGE), None
+        media_id = self._chart_media.get(card_id)
+        if media_id is None:
+            try:
+                media_id = await self.client.upload_image(card.image_png)
+            except DingTalkApiError as exc:
+                if exc.retry_after is not None:
+                    raise
+                log.warning("dingtalk refused the chart of %s (%s); card sent without it", card_id, exc.code)
+                return _without_chart(card, CHART_REFUSED), None
+            self._chart_media[card_id] = media_id
+        return card, media_id
 
     async def _was_sent(self, card_id: str, handle: CardHandle | None) -> bool:
         """Whether DingTalk has a card with cardBizId ``card_id`` (so it can be updated in place)."""

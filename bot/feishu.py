@@ -55,6 +55,7 @@ from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
+from cards.charts import IMAGE_LIMITS
 from cards.feishu import render_feishu_card
 from cards.model import Card
 from cards.text import render_text
@@ -77,6 +78,8 @@ CARD_UPDATE_WINDOW = timedelta(days=14)  # JSON 2.0 cards: update/interaction wi
 CALLBACK_TOKEN_TTL = timedelta(minutes=30)
 CALLBACK_TOKEN_USES = 2
 MAX_BODY = 512 * 1024
+CHART_TOO_LARGE = "图表过大，未能发送"
+CHART_REFUSED = "图表未能发送"
 
 
 class SpeechToText(Protocol):
@@ -136,6 +139,13 @@ class FeishuConfig:
             background_retries=int(raw.get("background_retries", 3)),
             background_retry_delay_s=float(raw.get("background_retry_delay_s", 1.0)),
         )
+
+
+def _without_chart(card: Card, note: str) -> Card:
+    """``card`` without its chart, saying why in a last text line."""
+    from dataclasses import replace
+
+    return replace(card, image_png=None, text=f"{card.text}\n{note}".strip())
 
 
 class FeishuApiError(Exception):
@@ -211,6 +221,38 @@ class FeishuClient:
             return payload if isinstance(payload, dict) else {}
         retry_after = float(reset) if reset.isdigit() else None
         raise FeishuApiError(status, int(code) if isinstance(code, int) else -1, str(data.get("msg", "")), retry_after)
+
+    async def upload_image(self, png: bytes) -> str:
+        """``POST /open-apis/im/v1/images`` (multipart, ``image_type=message``): the ``image_key``."""
+
+        async def once(token: str) -> tuple[int, dict[str, Any], bytes, str]:
+            # No JSON Content-Type here: aiohttp sets the multipart boundary. A FormData is
+            # consumed by one request, so a retry with a fresh token builds its own.
+            form = aiohttp.FormData()
+            form.add_field("image_type", "message")
+            form.add_field("image", png, filename="chart.png", content_type="image/png")
+            try:
+                async with self.session.post(self.config.api_base + "/open-apis/im/v1/images", data=form,
+                                             headers={"Authorization": f"Bearer {token}"}) as resp:
+                    raw = await resp.read()
+                    reset = resp.headers.get("x-ogw-ratelimit-reset", "")
+                    status = resp.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise FeishuApiError(0, -1, f"network: {type(exc).__name__}") from exc
+            try:
+                parsed = json.loads(raw) if raw[:1] == b"{" else {}
+            except ValueError:
+                parsed = {}
+            return status, parsed if isinstance(parsed, dict) else {}, raw, reset
+
+        status, data, _raw, reset = await self.tokens.call(once, expired=lambda r: r[1].get("code") in TOKEN_EXPIRED_CODES)
+        payload = data.get("data")
+        key = payload.get("image_key") if isinstance(payload, dict) else None
+        if status == 200 and data.get("code") == 0 and isinstance(key, str) and key:
+            return key
+        code = data.get("code")
+        raise FeishuApiError(status, int(code) if isinstance(code, int) else -1, str(data.get("msg", "image upload failed")),
+                             float(reset) if reset.isdigit() else None)
 
     async def download(self, path: str) -> bytes:
         """A binary resource (voice notes, files)."""
@@ -332,6 +374,7 @@ class FeishuAdapter:
         self.limiter = RateLimiter(config.per_user_per_s, 1.0, ctx.clock)
         self._callback_tokens: dict[str, _CallbackToken] = {}
         self._message_ids: dict[str, str] = {}  # our card id -> Feishu message id (cards without a CardHandle)
+        self._image_keys: dict[str, str] = {}  # our card id -> image_key of its uploaded chart (kept on updates)
         self._answered_inline: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.gateway: Gateway | None = None
@@ -607,7 +650,7 @@ class FeishuAdapter:
                 from cards.model import card_from_dict
 
                 card = card_from_dict(payload["card"])
-                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema())}
+                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema(), image_key=self._image_keys.get(card_id))}
                 if card.status:
                     answer["toast"] = {"type": "success", "content": card.status[:60]}
                 self._answered_inline.add(row.dedupe_key)
@@ -644,11 +687,34 @@ class FeishuAdapter:
         except FeishuApiError as exc:
             raise _delivery_error(exc) from exc
 
+    async def _chart_key(self, card_id: str, card: Card) -> tuple[Card, str | None]:
+        """Upload the card's chart (once per card): the card to render and its ``image_key``.
+
+        Over the 10 MB limit, or refused for good, the card goes without it and says so; a
+        transient failure raises, so the whole delivery is retried (same uuid, no duplicate).
+        """
+        if not card.image_png:
+            return card, None
+        if len(card.image_png) > IMAGE_LIMITS[NAME]:
+            return _without_chart(card, CHART_TOO_LARGE), None
+        key = self._image_keys.get(card_id)
+        if key is None:
+            try:
+                key = await self.client.upload_image(card.image_png)
+            except FeishuApiError as exc:
+                if exc.status in (0, 429) or exc.status >= 500 or exc.code in RATE_LIMIT_CODES or exc.code in TOKEN_EXPIRED_CODES:
+                    raise
+                log.warning("feishu refused the chart of %s (code %s); card sent without it", card_id, exc.code)
+                return _without_chart(card, CHART_REFUSED), None
+            self._image_keys[card_id] = key
+        return card, key
+
     async def _send_card(self, msg: OutboxMessage, card: Card) -> Delivered:
         assert msg.card_id is not None
+        card, image_key = await self._chart_key(msg.card_id, card)
         body = {
             "receive_id": msg.recipient, "msg_type": "interactive",
-            "content": json.dumps(render_feishu_card(card, msg.card_id, schema=self._schema()), ensure_ascii=False),
+            "content": json.dumps(render_feishu_card(card, msg.card_id, schema=self._schema(), image_key=image_key), ensure_ascii=False),
             "uuid": _uuid_for(msg.dedupe_key),
         }
         try:
@@ -668,7 +734,7 @@ class FeishuAdapter:
     async def _update_card(self, card_id: str, card: Card, handle: CardHandle | None) -> Delivered | None:
         """Update the card the member has; None when there is nothing left to update."""
         now = self.clock.now()
-        rendered = render_feishu_card(card, card_id, schema=self._schema())
+        rendered = render_feishu_card(card, card_id, schema=self._schema(), image_key=self._image_keys.get(card_id))
         cb = self._callback_tokens.get(card_id)
         if cb is not None and cb.uses_left > 0 and now < cb.expires_at:
             cb.uses_left -= 1

@@ -41,6 +41,7 @@ rep is told, politely, to use WeChat's 「转文字」 and send the text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -69,6 +70,7 @@ from bot.keys import GATEWAY
 from bot.ratelimit import MultiLimiter, RateLimiter
 from bot.tokens import TokenManager
 from cards import wecom as render
+from cards.charts import IMAGE_LIMITS
 from cards.model import Card, card_to_dict
 from handlers.actions import ActionKey, BadAction
 from handlers.context import Clock, HandlerContext
@@ -90,7 +92,15 @@ MAX_BODY = 64 * 1024
 # only a retry of such an attempt asks WeCom to drop duplicates, because the check compares
 # content and would also swallow a legitimate second message with the same text.
 MAYBE_SENT = "[maybe-sent]"
+CHART_TOO_LARGE = "图表过大，未能发送"
+CHART_REFUSED = "图表未能发送"
 VOICE_HINT = "企业微信应用收不到语音转写。请在微信/企业微信里长按语音选「转文字」，再把文字发给我，谢谢！"
+
+
+def _without_chart(card: Card, note: str = "") -> Card:
+    """``card`` with its chart taken off (it travels separately), plus an optional note line."""
+    text = f"{card.text}\n{note}".strip() if note else card.text
+    return dataclasses.replace(card, image_png=None, text=text)
 
 
 class WeComError(Exception):
@@ -369,6 +379,29 @@ class WeComApi:
         """``message/update_template_card``."""
         return await self.call("/cgi-bin/message/update_template_card", body)
 
+    async def upload_image(self, png: bytes) -> str:
+        """``media/upload?type=image`` (multipart field ``media``): the temporary ``media_id`` (3 days)."""
+        async def attempt(token: str) -> dict[str, Any]:
+            # A FormData is consumed by one request, so each attempt builds its own.
+            form = aiohttp.FormData()
+            form.add_field("media", png, filename="chart.png", content_type="image/png")
+            url = f"{self.cfg.api_base}/cgi-bin/media/upload"
+            try:
+                async with self.session.post(url, params={"access_token": token, "type": "image"}, data=form,
+                                             timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s)) as resp:
+                    if resp.status != 200:
+                        raise WeComError(-resp.status, f"HTTP {resp.status}", transient=resp.status >= 500 or resp.status == 429)
+                    data = await resp.json(content_type=None)
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                raise WeComError(-2, type(exc).__name__, transient=True) from None
+            return data if isinstance(data, dict) else {"errcode": -3, "errmsg": "non-object JSON"}
+
+        data = await self.tokens.call(attempt, expired=lambda r: int(r.get("errcode", 0) or 0) in TOKEN_EXPIRED)
+        code = int(data.get("errcode", 0) or 0)
+        if code != 0 or not data.get("media_id"):
+            raise WeComError(code or -3, str(data.get("errmsg", "no media_id")), transient=code in TRANSIENT or code in TOKEN_EXPIRED or code in (0, -3))
+        return str(data["media_id"])
+
     async def get_media(self, media_id: str) -> bytes:
         """``media/get``: the file behind ``media_id`` (voice AMR, images; valid 3 days)."""
         token = await self.tokens.get()
@@ -417,6 +450,11 @@ class WeComAdapter:
         ])
         self.speech: SpeechToText = speech or NoSpeechToText()
         self.rejected = 0  # callbacks refused (metrics, tests)
+        # A chart card is two messages (template_card, then image). When the image send fails
+        # after the card went out, the retry must not send the card again: WeCom has no
+        # idempotency key, so we remember, per outbox dedupe key, what already went out.
+        self._chart_media: dict[str, str] = {}
+        self._card_sent: dict[str, Delivered] = {}
 
     def __repr__(self) -> str:
         return f"WeComAdapter({self.cfg!r})"
@@ -582,13 +620,49 @@ class WeComAdapter:
         await self._send(msg, body)
         return Delivered()
 
+    async def _chart_media_id(self, msg: OutboxMessage, card: Card) -> tuple[Card, str | None]:
+        """Upload the card's chart (once per outbox row): the card to send and the media_id.
+
+        Over WeCom's 2 MB, or refused for good, the card goes without it and says so; a
+        transient upload failure raises, so the whole delivery is retried.
+        """
+        if not card.image_png:
+            return card, None
+        if len(card.image_png) > IMAGE_LIMITS[PLATFORM]:
+            return _without_chart(card, CHART_TOO_LARGE), None
+        media_id = self._chart_media.get(msg.dedupe_key)
+        if media_id is None:
+            try:
+                media_id = await self.api.upload_image(card.image_png)
+            except WeComError as exc:
+                if exc.transient:
+                    raise
+                log.warning("wecom refused the chart upload (%s); card sent without it", exc.errcode)
+                return _without_chart(card, CHART_REFUSED), None
+            self._chart_media[msg.dedupe_key] = media_id
+        return _without_chart(card), media_id
+
+    async def _send_chart_card(self, msg: OutboxMessage, card: Card, card_id: str) -> Delivered:
+        """A card, then its chart as an ``image`` message right after it."""
+        card, media_id = await self._chart_media_id(msg, card)
+        delivered = self._card_sent.get(msg.dedupe_key) or await self._send_card(msg, card, card_id, 0)
+        if media_id is None:
+            return delivered
+        self._card_sent[msg.dedupe_key] = delivered
+        body = self._base(msg.recipient, msg)
+        body.update(msgtype="image", image={"media_id": media_id})
+        await self._send(msg, body)
+        self._card_sent.pop(msg.dedupe_key, None)
+        self._chart_media.pop(msg.dedupe_key, None)
+        return delivered
+
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:
         """Send one outbox row; raises :class:`DeliveryError` (retryable or permanent)."""
         try:
             if msg.kind == "card_update" and card is not None and msg.card_id:
                 return await self._update_card(msg, card, handle)
             if msg.kind == "card" and card is not None and msg.card_id:
-                return await self._send_card(msg, card, msg.card_id, 0)
+                return await self._send_chart_card(msg, card, msg.card_id)
             text = json.loads(msg.payload).get("text", "") or (render.render_plain(card) if card else "")
             body = self._base(msg.recipient, msg)
             body.update(msgtype="text", text={"content": render.clip_bytes(text, render.MAX_TEXT_BYTES)})

@@ -51,9 +51,15 @@ def markdown_of(card: Card) -> str:
     return _cut("\n\n".join(lines), MAX_TEXT)
 
 
-def render_standard_card(card: Card, card_id: str) -> dict[str, Any]:
-    """The StandardCard ``cardData`` for ``card``; a closed card (with a status) has no buttons."""
+def render_standard_card(card: Card, card_id: str, *, image: str | None = None) -> dict[str, Any]:
+    """The StandardCard ``cardData`` for ``card``; a closed card (with a status) has no buttons.
+
+    ``image`` is the media_id of an uploaded chart (``@lA…``), shown below the text as the
+    SDK samples' ``{"type": "image", "image": <media id>}`` element.
+    """
     contents: list[dict[str, Any]] = [{"type": "markdown", "text": markdown_of(card) or " ", "id": f"md_{card_id}"}]
+    if image:
+        contents.append({"type": "image", "image": image, "id": f"img_{card_id}"})
     actions = [] if card.status else list(card.actions[:MAX_BUTTONS])
     if actions:
         contents.append(

@@ -55,8 +55,16 @@ def _body_markdown(card: Card) -> list[str]:
     return blocks
 
 
-def render_feishu_card(card: Card, card_id: str, *, schema: Schema = "2.0") -> dict[str, Any]:
-    """The Feishu card JSON for ``card``; a card with a status has no buttons (it is closed)."""
+def image_element(image_key: str, card: Card) -> dict[str, Any]:
+    """An ``img`` element for an uploaded chart (same shape in JSON 1.0 and 2.0)."""
+    return {"tag": "img", "img_key": image_key, "alt": {"tag": "plain_text", "content": _cut(card.title, MAX_TITLE)}}
+
+
+def render_feishu_card(card: Card, card_id: str, *, schema: Schema = "2.0", image_key: str | None = None) -> dict[str, Any]:
+    """The Feishu card JSON for ``card``; a card with a status has no buttons (it is closed).
+
+    ``image_key`` (from ``im/v1/images``) puts the card's chart below its text.
+    """
     header = {
         "title": {"tag": "plain_text", "content": _cut(card.title, MAX_TITLE)},
         "template": "grey" if card.status else "blue",
@@ -75,10 +83,14 @@ def render_feishu_card(card: Card, card_id: str, *, schema: Schema = "2.0") -> d
         elements: list[dict[str, Any]] = [
             {"tag": "div", "text": {"tag": "lark_md", "content": block}} for block in _body_markdown(card)
         ]
+        if image_key:
+            elements.append(image_element(image_key, card))
         if buttons:
             elements.append({"tag": "action", "actions": buttons})
         return {"config": {"wide_screen_mode": True, "update_multi": True}, "header": header, "elements": elements}
     body: list[dict[str, Any]] = [{"tag": "markdown", "content": block} for block in _body_markdown(card)]
+    if image_key:
+        body.append(image_element(image_key, card))
     if buttons:
         # Several buttons on one row: a column_set, as JSON 2.0 has no `action` container.
         body.append(

@@ -40,6 +40,7 @@ class FakeDingTalk:
         self.webhook_texts: list[tuple[str, str]] = []  # (conversation key, text) via sessionWebhook
         self.cards: dict[str, dict[str, Any]] = {}  # cardBizId -> {"user", "card"}
         self.card_updates: list[tuple[str, dict[str, Any]]] = []
+        self.media: dict[str, bytes] = {}  # media_id -> bytes uploaded through the legacy media/upload
         self.failures: list[list[Any]] = []
         self.down = False
         self.server: TestServer | None = None
@@ -74,6 +75,7 @@ class FakeDingTalk:
         app.router.add_post("/v1.0/im/v1.0/robot/interactiveCards/send", self._card_send)
         app.router.add_put("/v1.0/im/robots/interactiveCards", self._card_update)
         app.router.add_post("/robot/sendBySession/{user}", self._webhook)
+        app.router.add_post("/media/upload", self._media_upload)
         app.router.add_post("/v1.0/gateway/connections/open", self._open)
         app.router.add_get("/gateway", self._gateway)
         return app
@@ -145,6 +147,21 @@ class FakeDingTalk:
         self.cards[body["cardBizId"]]["card"] = card
         self.card_updates.append((body["cardBizId"], card))
         return web.json_response({"success": True})
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """Legacy oapi ``media/upload?access_token=``: multipart ``type`` + ``media`` → ``media_id``."""
+        if request.query.get("access_token") not in self.tokens:
+            return web.json_response({"errcode": 40014, "errmsg": "不合法的access_token"})
+        form = await request.post()
+        media = form.get("media")
+        if form.get("type") not in ("image", "voice", "file", "video") or media is None or isinstance(media, str):
+            return web.json_response({"errcode": 40004, "errmsg": "不合法的媒体文件类型"})
+        data = media.file.read()
+        if form.get("type") == "image" and len(data) > 1024 * 1024:
+            return web.json_response({"errcode": 40009, "errmsg": "不合法的图片文件大小"})
+        media_id = f"@lADP{next(self._ids):06d}"
+        self.media[media_id] = data
+        return web.json_response({"errcode": 0, "errmsg": "ok", "type": "image", "media_id": media_id, "created_at": 1})
 
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -50,6 +50,7 @@ class FakeFeishu:
         self.trees: dict[str, list[dict[str, Any]]] = {}
         self.resources: dict[tuple[str, str], bytes] = {}
         self.requests: list[tuple[str, str]] = []
+        self.images: dict[str, bytes] = {}  # image_key -> uploaded bytes (im/v1/images)
         self.failures: list[Failure] = []
         self.down = False
         self._uuids: dict[str, str] = {}
@@ -89,6 +90,7 @@ class FakeFeishu:
         app.router.add_get("/open-apis/im/v1/messages/{mid}", self._get_tree)
         app.router.add_get("/open-apis/im/v1/messages/{mid}/resources/{key}", self._resource)
         app.router.add_post("/open-apis/interactive/v1/card/update", self._delayed_update)
+        app.router.add_post("/open-apis/im/v1/images", self._upload_image)
         return app
 
     async def start(self) -> TestServer:
@@ -167,6 +169,19 @@ class FakeFeishu:
         if mid:
             self.messages[mid]["content"] = json.dumps(body["card"], ensure_ascii=False)
         return web.json_response({"code": 0, "msg": "success", "data": {}})
+
+    async def _upload_image(self, request: web.Request) -> web.Response:
+        """``im/v1/images``: multipart ``image_type`` + ``image`` (≤ 10 MB) → ``image_key``."""
+        form = await request.post()
+        image = form.get("image")
+        if form.get("image_type") not in ("message", "avatar") or image is None or isinstance(image, str):
+            return web.json_response({"code": 234001, "msg": "Invalid request param."}, status=400)
+        data = image.file.read()
+        if len(data) > 10 * 1024 * 1024:
+            return web.json_response({"code": 234006, "msg": "The file size exceed the max value."}, status=400)
+        key = f"img_v3_{next(self._ids):04d}"
+        self.images[key] = data
+        return web.json_response({"code": 0, "msg": "success", "data": {"image_key": key}})
 
     def issue_callback_token(self, message_id: str) -> str:
         """A card-callback token bound to ``message_id`` (what Feishu puts in event.token)."""

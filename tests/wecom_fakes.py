@@ -94,6 +94,9 @@ class FakeWeComApi:
     updates: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, bytes] = field(default_factory=dict)
     send_attempts: int = 0
+    # media/upload (charts): what was uploaded, as (media_id, type, bytes), and its own failures
+    uploads: list[tuple[str, str, bytes]] = field(default_factory=list)
+    upload_failures: list[Any] = field(default_factory=list)  # consumed one per upload: 500, 45009, 40004
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, datetime] = {}
@@ -139,6 +142,7 @@ class FakeWeComApi:
         app.router.add_post("/cgi-bin/message/send", self._send)
         app.router.add_post("/cgi-bin/message/update_template_card", self._update)
         app.router.add_get("/cgi-bin/media/get", self._media)
+        app.router.add_post("/cgi-bin/media/upload", self._upload)
         return app
 
     async def start(self) -> TestServer:
@@ -234,6 +238,32 @@ class FakeWeComApi:
         self._codes[code] = True
         self.updates.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    def images_to(self, userid: str) -> list[str]:
+        """media_ids of the ``image`` messages delivered to ``userid``."""
+        return [s.body["image"]["media_id"] for s in self.sent if s.touser == userid and s.msgtype == "image"]
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """``media/upload``: multipart field ``media``; images ≤ 2 MB, JPG/PNG."""
+        if self.upload_failures:
+            failure = self.upload_failures.pop(0)
+            if isinstance(failure, int) and 500 <= failure < 600:
+                return web.Response(status=failure, text="upstream error")
+            return web.json_response({"errcode": failure, "errmsg": "injected"})
+        err = self._token_error(request)
+        if err:
+            return web.json_response(err)
+        kind = request.query.get("type", "")
+        form = await request.post()
+        media = form.get("media")
+        if kind not in ("image", "voice", "video", "file") or media is None or isinstance(media, str):
+            return web.json_response({"errcode": 40004, "errmsg": "invalid media type"})
+        data = media.file.read()
+        if kind == "image" and len(data) > 2 * 1024 * 1024:
+            return web.json_response({"errcode": 40009, "errmsg": "invalid image size"})
+        media_id = f"3media{len(self.uploads) + 1}"
+        self.uploads.append((media_id, kind, data))
+        return web.json_response({"errcode": 0, "errmsg": "", "type": kind, "media_id": media_id, "created_at": "1380000000"})
 
     async def _media(self, request: web.Request) -> web.Response:
         injected = await self._injected()
