@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.config import ConfigError, Settings, parse
-from bot.keys import GATEWAY
+from bot.keys import SETTINGS
 from bot.webhooks import retry_after_seconds, sign, verify
 from handlers.context import FakeClock
 from handlers.webhooks import apply_mapping, event_payload, outgoing_for, parse_webhooks
@@ -251,14 +251,14 @@ async def test_altered_body_or_timestamp_fails_the_receivers_check(bot: SandboxD
 
 
 # ----------------------------------------------------------------------------- pure parts
-NOW = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 
 
 def test_signature_covers_body_and_timestamp_and_expires() -> None:
     body = b'{"data":{"amount_yuan":500000}}'
     sig = sign(ERP_SECRET, "1773108000", body)
     assert sig == "sha256=" + hmac.new(ERP_SECRET.encode(), b"1773108000." + body, hashlib.sha256).hexdigest()
-    now = datetime.fromtimestamp(1773108000 + 10, timezone.utc)
+    now = datetime.fromtimestamp(1773108000 + 10, UTC)
     assert verify(ERP_SECRET, "1773108000", body, sig, now)
     assert not verify(ERP_SECRET, "1773108000", body.replace(b"5", b"6"), sig, now)
     assert not verify(ERP_SECRET, "1773108001", body, sig, now)
@@ -322,3 +322,35 @@ def test_env_override_of_the_array_is_refused_with_a_hint(db_url: str, tmp_path:
 
 def test_no_webhooks_means_none(db_url: str, tmp_path: Path) -> None:
     assert settings_with(db_url, tmp_path, "").webhooks == ()
+
+
+async def test_ticket_escalation_reaches_the_subscribed_receiver_once(bot: SandboxDriver, receiver: tuple[Receiver, TestServer], clock: FakeClock) -> None:
+    from scheduler.scans import scan_tickets
+    from store.models import Ticket
+
+    rec, _ = receiver
+    gateway = bot.gateway
+    settings = bot.client.app[SETTINGS]
+    now = clock.now()
+
+    def open_overdue(session: Any) -> int:
+        ticket = Ticket(owner_id="chenjing", priority="P1", status="open", text="恒锐压装机报错 E04，客户催修",
+                        sla_due_at=now - timedelta(minutes=1), created_at=now - timedelta(hours=3), updated_at=now)
+        session.add(ticket)
+        session.flush()
+        assert ticket.id is not None
+        return ticket.id
+
+    ticket_id = await gateway.db.run(open_overdue)
+
+    def scan(session: Any) -> None:
+        gateway.enqueue(session, scan_tickets(session, gateway.ctx, clock.now(), settings.scheduler), clock.now())
+
+    await gateway.db.run(scan)
+    await gateway.db.run(scan)  # the step already moved: no second event
+    await bot.drain()
+    events = rec.got("mes")
+    assert [e["kind"] for e in events] == ["ticket_escalated"]
+    data = events[0]["data"]
+    assert data["负责人"] == "陈静" and data["工单ID"] == ticket_id and data["升级步骤"] == 1 and data["优先级"] == "P1" and data["升级原因"] == "未接单"
+    assert rec.got("erp") == []  # not subscribed to ticket_escalated
