@@ -354,3 +354,36 @@ async def test_ticket_escalation_reaches_the_subscribed_receiver_once(bot: Sandb
     data = events[0]["data"]
     assert data["负责人"] == "陈静" and data["工单ID"] == ticket_id and data["升级步骤"] == 1 and data["优先级"] == "P1" and data["升级原因"] == "未接单"
     assert rec.got("erp") == []  # not subscribed to ticket_escalated
+
+
+async def test_adapter_timeouts_and_429_are_retried_other_4xx_permanent(aiohttp_server: Any, clock: FakeClock) -> None:
+    import asyncio
+
+    from bot.gateway import DeliveryError
+    from bot.webhooks import WebhookAdapter
+    from handlers.webhooks import Webhook
+
+    answers = {"slow": 200, "busy": 429, "gone": 410}
+
+    async def handle(request: web.Request) -> web.Response:
+        name = request.match_info["hook"]
+        if name == "slow":
+            await asyncio.sleep(1.0)
+        return web.Response(status=answers[name], headers={"Retry-After": "42"} if name == "busy" else {})
+
+    app = web.Application()
+    app.router.add_post("/{hook}", handle)
+    server = await aiohttp_server(app)
+    hooks = [Webhook(n, str(server.make_url(f"/{n}")), ("stage_changed",), secret=ERP_SECRET, timeout_seconds=0.2) for n in answers]
+    adapter = WebhookAdapter(hooks, clock)
+    await adapter.start()
+    try:
+        text = outgoing_for(hooks[:1], "stage_changed", {"商机": "x"}, clock.now(), "c")[0].text
+        for name, permanent, retry_after in (("slow", False, None), ("busy", False, 42), ("gone", True, None), ("unknown", True, None)):
+            msg = OutboxMessage(platform="webhook", recipient=name, kind="text", payload=json.dumps({"text": text}),
+                                dedupe_key=name, next_attempt_at=clock.now(), created_at=clock.now())
+            with pytest.raises(DeliveryError) as err:
+                await adapter.deliver(msg, None, None)
+            assert (err.value.permanent, err.value.retry_after) == (permanent, retry_after), name
+    finally:
+        await adapter.close()
