@@ -195,7 +195,7 @@ async def reload_rules(app: web.Application) -> tuple[bool, str]:
     # The same file validated: assignment rules and the ticket chain follow the formulas.
     fresh_settings = load(app[SETTINGS].path)
     ctx = app[GATEWAY].ctx
-    ctx.rules, ctx.ticket_policy = fresh_settings.assignment, fresh_settings.scheduler.tickets
+    ctx.rules, ctx.ticket_policy, ctx.webhooks = fresh_settings.assignment, fresh_settings.scheduler.tickets, fresh_settings.webhooks
     fresh = book.current.scoring
     changed = [name for name, old, new in (("health", previous.scoring.health_digest, fresh.health_digest),
                                            ("lead", previous.scoring.lead_digest, fresh.lead_digest)) if old != new]
