@@ -16,7 +16,6 @@ status is permanent (a dead letter on /metrics, visible to the admin).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -134,7 +133,7 @@ class WebhookAdapter:
                 status = resp.status
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"), self.clock.now())
                 await resp.read()  # release the connection back to the pool
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeliveryError(f"webhook {hook.name}: timed out after {hook.timeout_seconds:g}s") from None
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"webhook {hook.name}: {type(exc).__name__}") from None

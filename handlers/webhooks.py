@@ -25,7 +25,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
@@ -141,7 +141,7 @@ def event_id_for(dedupe: str) -> str:
 
 
 def _iso_utc(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def event_payload(kind: str, data: Mapping[str, Any], now: datetime, event_id: str | None = None) -> dict[str, Any]:
@@ -194,7 +194,8 @@ def stage_events(session: Session, opp: Opportunity, stage: Stage, previous: str
     """``stage_changed`` for a move into ``stage``, plus ``contract_signed`` when it is a won stage."""
     if not webhooks:
         return []
-    from store.models import Customer, Member as MemberRow
+    from store.models import Customer
+    from store.models import Member as MemberRow
 
     customer = session.get(Customer, opp.customer_id) if opp.customer_id else None
     owner = session.get(MemberRow, opp.owner_id) if opp.owner_id else None
@@ -222,7 +223,8 @@ def escalation_events(session: Session, ticket: Ticket, step: int, target: str |
     """``ticket_escalated`` for step ``step`` (0-based) of ``ticket``'s SLA chain."""
     if not webhooks:
         return []
-    from store.models import Customer, Member as MemberRow
+    from store.models import Customer
+    from store.models import Member as MemberRow
 
     customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
     owner = session.get(MemberRow, ticket.owner_id) if ticket.owner_id else None
