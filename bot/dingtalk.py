@@ -53,6 +53,7 @@ from bot.crypto import (
     verify_dingtalk_robot_sign,
 )
 from bot.gateway import Delivered, DeliveryError, Gateway
+from bot.http import LazyHttp, json_object
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
@@ -142,24 +143,13 @@ class DingTalkApiError(Exception):
         self.status, self.code, self.msg, self.retry_after = status, code, msg, retry_after
 
 
-class DingTalkClient:
+class DingTalkClient(LazyHttp):
     """Token, robot sends and card calls on aiohttp (never the SDK's blocking ``requests``)."""
 
     def __init__(self, config: DingTalkConfig, clock: Clock) -> None:
+        super().__init__(config.http_timeout_s)
         self.config = config
-        self._session: aiohttp.ClientSession | None = None
         self.tokens = TokenManager(self._fetch_token, clock, refresh_margin_s=300)
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.http_timeout_s))
-        return self._session
-
-    async def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
 
     async def raw(self, method: str, url: str, *, body: Any = None, token: str | None = None) -> tuple[int, dict[str, Any]]:
         """One request; ``(status, json-or-empty)``; network trouble is a :class:`DingTalkApiError`."""
@@ -172,12 +162,7 @@ class DingTalkClient:
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DingTalkApiError(0, "network", type(exc).__name__) from exc
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+        data = json_object(raw)
         if data.get("status") == 1111:
             # The per-IP ban (10 000 requests / 20 s) answers with its own shape.
             raise DingTalkApiError(status, "1111", "ip banned", retry_after=float(data.get("wait", 5)) * 60)

@@ -52,6 +52,7 @@ from bot.crypto import (
     verify_feishu_token,
 )
 from bot.gateway import Delivered, DeliveryError, Gateway
+from bot.http import LazyHttp, json_object
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
@@ -156,26 +157,15 @@ class FeishuApiError(Exception):
         self.status, self.code, self.msg, self.retry_after = status, code, msg, retry_after
 
 
-class FeishuClient:
+class FeishuClient(LazyHttp):
     """The few Open API calls we need, on aiohttp, with the tenant token managed."""
 
     def __init__(self, config: FeishuConfig, clock: Clock) -> None:
+        super().__init__(config.http_timeout_s)
         self.config = config
         self.clock = clock
-        self._session: aiohttp.ClientSession | None = None
         # Feishu issues a new token when fewer than 30 min remain; the old one stays valid.
         self.tokens = TokenManager(self._fetch_token, clock, refresh_margin_s=1800)
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.http_timeout_s))
-        return self._session
-
-    async def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
 
     async def _raw(self, method: str, path: str, *, token: str | None, json_body: Any = None,
                    params: dict[str, str] | None = None) -> tuple[int, dict[str, Any], bytes, str]:
@@ -189,13 +179,7 @@ class FeishuClient:
                 reset = resp.headers.get("x-ogw-ratelimit-reset", "")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise FeishuApiError(0, -1, f"network: {type(exc).__name__}") from exc
-        data: dict[str, Any] = {}
-        if "json" in ctype or raw[:1] == b"{":
-            try:
-                parsed = json.loads(raw)
-                data = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                data = {}
+        data = json_object(raw) if "json" in ctype or raw[:1] == b"{" else {}
         return resp.status, data, raw, reset
 
     async def _fetch_token(self) -> tuple[str, float]:
