@@ -64,7 +64,7 @@ class Customer(SQLModel, table=True):
     tier: Optional[str] = Field(default=None, max_length=8)
     health_score: Optional[int] = None
     budget_fen: Optional[int] = None
-    next_contact_on: Optional[date] = None
+    next_contact_on: Optional[date] = Field(default=None, index=True)
     created_at: datetime = _ts_required()  # type: ignore[assignment]
     updated_at: datetime = _ts_required()  # type: ignore[assignment]
 
@@ -126,7 +126,7 @@ class FollowUp(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     fields_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     status: str = Field(default="confirmed", max_length=16)
-    next_contact_on: Optional[date] = None
+    next_contact_on: Optional[date] = Field(default=None, index=True)
     created_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
     confirmed_at: Optional[datetime] = _ts()  # type: ignore[assignment]
 
