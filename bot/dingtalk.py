@@ -53,7 +53,7 @@ from bot.crypto import (
     verify_dingtalk_robot_sign,
 )
 from bot.gateway import Delivered, DeliveryError, Gateway
-from bot.http import LazyHttp, json_object
+from bot.http import ChartUploads, LazyHttp, json_object
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
@@ -74,8 +74,6 @@ DEFAULT_API_BASE = "https://api.dingtalk.com"
 DEFAULT_OAPI_BASE = "https://oapi.dingtalk.com"
 LEGACY_TOKEN_EXPIRED = frozenset({40014, 42001, 88})
 LEGACY_TRANSIENT = frozenset({-1, 90002, 90019})
-CHART_TOO_LARGE = "图表过大，未能发送"
-CHART_REFUSED = "图表未能发送"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOPIC_ROBOT = "/v1.0/im/bot/messages/get"
 TOPIC_ROBOT_DELEGATE = "/v1.0/im/bot/messages/delegate"
@@ -217,10 +215,6 @@ class DingTalkClient(LazyHttp):
         raise DingTalkApiError(status, f"upload:{code}", str(data.get("errmsg", "media upload failed")), 60.0 if transient else None)
 
 
-def _without_chart(card: Card, note: str) -> Card:
-    """``card`` without its chart, saying why in a last text line."""
-    return replace(card, image_png=None, text=f"{card.text}\n{note}".strip())
-
 
 @dataclass
 class _Webhook:
@@ -325,7 +319,9 @@ class DingTalkAdapter:
         self.limiter = RateLimiter(config.per_user_per_min, 60.0, ctx.clock)
         self._webhooks: dict[str, _Webhook] = {}
         self._sent_cards: set[str] = set()
-        self._chart_media: dict[str, str] = {}  # our card id -> media_id of its chart (kept on updates)
+        # Our card id -> media_id of its chart, kept so updates keep the chart.
+        self.charts = ChartUploads(NAME, IMAGE_LIMITS, self.client.upload_image, (DingTalkApiError,),
+                                   lambda exc: exc.retry_after is not None)
         self.gateway: Gateway | None = None
         self.bound = asyncio.Event()  # set once the gateway is known; the stream waits for it
         self.stream: StreamConnection | None = None
@@ -487,11 +483,11 @@ class DingTalkAdapter:
         text = str(json.loads(msg.payload).get("text", ""))
         try:
             if card is not None and msg.card_id and msg.kind == "card_update" and await self._was_sent(msg.card_id, handle):
-                rendered = render_standard_card(card, msg.card_id, image=self._chart_media.get(msg.card_id))
+                rendered = render_standard_card(card, msg.card_id, image=self.charts.get(msg.card_id))
                 await self.client.call("PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": msg.card_id, "cardData": json.dumps(rendered, ensure_ascii=False)})
                 return Delivered(platform_handle=msg.card_id)
             if card is not None and msg.card_id and msg.kind in ("card", "card_update"):
-                card, media_id = await self._chart(msg.card_id, card)
+                card, media_id = await self.charts.prepare(msg.card_id, card)
                 body = {
                     "cardTemplateId": "StandardCard", "robotCode": self.config.robot_code, "cardBizId": msg.card_id,
                     "cardData": json.dumps(render_standard_card(card, msg.card_id, image=media_id), ensure_ascii=False),
@@ -503,28 +499,6 @@ class DingTalkAdapter:
             return await self._send_text(msg.recipient, text, card, msg.dedupe_key)
         except DingTalkApiError as exc:
             raise _delivery_error(exc) from exc
-
-    async def _chart(self, card_id: str, card: Card) -> tuple[Card, str | None]:
-        """Upload the card's chart (once per card): the card to render and its media_id.
-
-        Over 1 MB, or refused for good, the card goes without it and says so; a transient
-        failure raises, so the whole delivery is retried (same cardBizId: no duplicate card).
-        """
-        if not card.image_png:
-            return card, None
-        if len(card.image_png) > IMAGE_LIMITS[NAME]:
-            return _without_chart(card, CHART_TOO_LARGE), None
-        media_id = self._chart_media.get(card_id)
-        if media_id is None:
-            try:
-                media_id = await self.client.upload_image(card.image_png)
-            except DingTalkApiError as exc:
-                if exc.retry_after is not None:
-                    raise
-                log.warning("dingtalk refused the chart of %s (%s); card sent without it", card_id, exc.code)
-                return _without_chart(card, CHART_REFUSED), None
-            self._chart_media[card_id] = media_id
-        return card, media_id
 
     async def _was_sent(self, card_id: str, handle: CardHandle | None) -> bool:
         """Whether DingTalk has a card with cardBizId ``card_id`` (so it can be updated in place)."""

@@ -52,7 +52,7 @@ from bot.crypto import (
     verify_feishu_token,
 )
 from bot.gateway import Delivered, DeliveryError, Gateway
-from bot.http import LazyHttp, json_object
+from bot.http import ChartUploads, LazyHttp, json_object
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
 from bot.tokens import TokenManager
@@ -79,8 +79,6 @@ CARD_UPDATE_WINDOW = timedelta(days=14)  # JSON 2.0 cards: update/interaction wi
 CALLBACK_TOKEN_TTL = timedelta(minutes=30)
 CALLBACK_TOKEN_USES = 2
 MAX_BODY = 512 * 1024
-CHART_TOO_LARGE = "图表过大，未能发送"
-CHART_REFUSED = "图表未能发送"
 
 
 class SpeechToText(Protocol):
@@ -142,11 +140,9 @@ class FeishuConfig:
         )
 
 
-def _without_chart(card: Card, note: str) -> Card:
-    """``card`` without its chart, saying why in a last text line."""
-    from dataclasses import replace
-
-    return replace(card, image_png=None, text=f"{card.text}\n{note}".strip())
+def _transient(exc: FeishuApiError) -> bool:
+    """A failure worth retrying: network, 5xx, rate limit, expired token."""
+    return exc.status in (0, 429) or exc.status >= 500 or exc.code in RATE_LIMIT_CODES or exc.code in TOKEN_EXPIRED_CODES
 
 
 class FeishuApiError(Exception):
@@ -358,7 +354,8 @@ class FeishuAdapter:
         self.limiter = RateLimiter(config.per_user_per_s, 1.0, ctx.clock)
         self._callback_tokens: dict[str, _CallbackToken] = {}
         self._message_ids: dict[str, str] = {}  # our card id -> Feishu message id (cards without a CardHandle)
-        self._image_keys: dict[str, str] = {}  # our card id -> image_key of its uploaded chart (kept on updates)
+        # Our card id -> image_key of its uploaded chart, kept so updates keep the chart.
+        self.charts = ChartUploads(NAME, IMAGE_LIMITS, self.client.upload_image, (FeishuApiError,), _transient)
         self._answered_inline: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.gateway: Gateway | None = None
@@ -634,7 +631,7 @@ class FeishuAdapter:
                 from cards.model import card_from_dict
 
                 card = card_from_dict(payload["card"])
-                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema(), image_key=self._image_keys.get(card_id))}
+                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema(), image_key=self.charts.get(card_id))}
                 if card.status:
                     answer["toast"] = {"type": "success", "content": card.status[:60]}
                 self._answered_inline.add(row.dedupe_key)
@@ -671,31 +668,9 @@ class FeishuAdapter:
         except FeishuApiError as exc:
             raise _delivery_error(exc) from exc
 
-    async def _chart_key(self, card_id: str, card: Card) -> tuple[Card, str | None]:
-        """Upload the card's chart (once per card): the card to render and its ``image_key``.
-
-        Over the 10 MB limit, or refused for good, the card goes without it and says so; a
-        transient failure raises, so the whole delivery is retried (same uuid, no duplicate).
-        """
-        if not card.image_png:
-            return card, None
-        if len(card.image_png) > IMAGE_LIMITS[NAME]:
-            return _without_chart(card, CHART_TOO_LARGE), None
-        key = self._image_keys.get(card_id)
-        if key is None:
-            try:
-                key = await self.client.upload_image(card.image_png)
-            except FeishuApiError as exc:
-                if exc.status in (0, 429) or exc.status >= 500 or exc.code in RATE_LIMIT_CODES or exc.code in TOKEN_EXPIRED_CODES:
-                    raise
-                log.warning("feishu refused the chart of %s (code %s); card sent without it", card_id, exc.code)
-                return _without_chart(card, CHART_REFUSED), None
-            self._image_keys[card_id] = key
-        return card, key
-
     async def _send_card(self, msg: OutboxMessage, card: Card) -> Delivered:
         assert msg.card_id is not None
-        card, image_key = await self._chart_key(msg.card_id, card)
+        card, image_key = await self.charts.prepare(msg.card_id, card)
         body = {
             "receive_id": msg.recipient, "msg_type": "interactive",
             "content": json.dumps(render_feishu_card(card, msg.card_id, schema=self._schema(), image_key=image_key), ensure_ascii=False),
@@ -718,7 +693,7 @@ class FeishuAdapter:
     async def _update_card(self, card_id: str, card: Card, handle: CardHandle | None) -> Delivered | None:
         """Update the card the member has; None when there is nothing left to update."""
         now = self.clock.now()
-        rendered = render_feishu_card(card, card_id, schema=self._schema(), image_key=self._image_keys.get(card_id))
+        rendered = render_feishu_card(card, card_id, schema=self._schema(), image_key=self.charts.get(card_id))
         cb = self._callback_tokens.get(card_id)
         if cb is not None and cb.uses_left > 0 and now < cb.expires_at:
             cb.uses_left -= 1

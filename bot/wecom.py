@@ -41,7 +41,6 @@ rep is told, politely, to use WeChat's 「转文字」 and send the text.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import logging
@@ -66,6 +65,7 @@ from bot.crypto import (
     parse_xml,
 )
 from bot.gateway import Delivered, DeliveryError, Gateway
+from bot.http import ChartUploads
 from bot.keys import GATEWAY
 from bot.ratelimit import MultiLimiter, RateLimiter
 from bot.tokens import TokenManager
@@ -92,15 +92,7 @@ MAX_BODY = 64 * 1024
 # only a retry of such an attempt asks WeCom to drop duplicates, because the check compares
 # content and would also swallow a legitimate second message with the same text.
 MAYBE_SENT = "[maybe-sent]"
-CHART_TOO_LARGE = "图表过大，未能发送"
-CHART_REFUSED = "图表未能发送"
 VOICE_HINT = "企业微信应用收不到语音转写。请在微信/企业微信里长按语音选「转文字」，再把文字发给我，谢谢！"
-
-
-def _without_chart(card: Card, note: str = "") -> Card:
-    """``card`` with its chart taken off (it travels separately), plus an optional note line."""
-    text = f"{card.text}\n{note}".strip() if note else card.text
-    return dataclasses.replace(card, image_png=None, text=text)
 
 
 class WeComError(Exception):
@@ -453,7 +445,8 @@ class WeComAdapter:
         # A chart card is two messages (template_card, then image). When the image send fails
         # after the card went out, the retry must not send the card again: WeCom has no
         # idempotency key, so we remember, per outbox dedupe key, what already went out.
-        self._chart_media: dict[str, str] = {}
+        self.charts = ChartUploads(PLATFORM, IMAGE_LIMITS, self.api.upload_image, (WeComError,),
+                                   lambda exc: exc.transient)
         self._card_sent: dict[str, Delivered] = {}
 
     def __repr__(self) -> str:
@@ -620,31 +613,10 @@ class WeComAdapter:
         await self._send(msg, body)
         return Delivered()
 
-    async def _chart_media_id(self, msg: OutboxMessage, card: Card) -> tuple[Card, str | None]:
-        """Upload the card's chart (once per outbox row): the card to send and the media_id.
-
-        Over WeCom's 2 MB, or refused for good, the card goes without it and says so; a
-        transient upload failure raises, so the whole delivery is retried.
-        """
-        if not card.image_png:
-            return card, None
-        if len(card.image_png) > IMAGE_LIMITS[PLATFORM]:
-            return _without_chart(card, CHART_TOO_LARGE), None
-        media_id = self._chart_media.get(msg.dedupe_key)
-        if media_id is None:
-            try:
-                media_id = await self.api.upload_image(card.image_png)
-            except WeComError as exc:
-                if exc.transient:
-                    raise
-                log.warning("wecom refused the chart upload (%s); card sent without it", exc.errcode)
-                return _without_chart(card, CHART_REFUSED), None
-            self._chart_media[msg.dedupe_key] = media_id
-        return _without_chart(card), media_id
-
     async def _send_chart_card(self, msg: OutboxMessage, card: Card, card_id: str) -> Delivered:
         """A card, then its chart as an ``image`` message right after it."""
-        card, media_id = await self._chart_media_id(msg, card)
+        card, media_id = await self.charts.prepare(msg.dedupe_key, card)
+        card = card.without_image()  # the chart travels as its own image message
         delivered = self._card_sent.get(msg.dedupe_key) or await self._send_card(msg, card, card_id, 0)
         if media_id is None:
             return delivered
@@ -653,7 +625,7 @@ class WeComAdapter:
         body.update(msgtype="image", image={"media_id": media_id})
         await self._send(msg, body)
         self._card_sent.pop(msg.dedupe_key, None)
-        self._chart_media.pop(msg.dedupe_key, None)
+        self.charts.forget(msg.dedupe_key)
         return delivered
 
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:

@@ -8,10 +8,12 @@ and falls back to :func:`cards.text.render_text` when a native card is refused.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 ActionStyle = Literal["primary", "default", "danger"]
+CHART_TOO_LARGE = "图表过大，未能发送"
+CHART_REFUSED = "图表未能发送"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Card:
     actions: tuple[CardAction, ...] = ()
     status: str = ""
     image_png: bytes | None = field(default=None, repr=False)
+
+    def without_image(self, note: str = "") -> "Card":
+        """The same card without its chart, saying why in a last text line when ``note`` is given."""
+        text = f"{self.text}\n{note}".strip() if note else self.text
+        return replace(self, image_png=None, text=text)
 
     def with_status(self, status: str) -> "Card":
         """The same card, closed: buttons removed, ``status`` shown."""
