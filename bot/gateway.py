@@ -230,8 +230,10 @@ class Gateway:
         self._enqueue(session, out, None, now)
 
     def _enqueue(self, session: Session, out: Iterable[Outgoing], event: InboundEvent | None, now: datetime) -> None:
+        # Who sent the event, looked up once: their replies go back to the same platform.
+        sender = router.identify(session, event) if event is not None and event.platform_user else None
         for o in out:
-            platform, recipient, member_id = self._route(session, o, event)
+            platform, recipient, member_id = self._route(session, o, event, sender)
             payload: dict[str, object] = {"text": o.text}
             if o.card is not None:
                 payload["card"] = card_to_dict(o.card)
@@ -254,7 +256,7 @@ class Gateway:
                     handle.platform = platform
                     session.add(handle)
 
-    def _route(self, session: Session, o: Outgoing, event: InboundEvent | None) -> tuple[str | None, str | None, str | None]:
+    def _route(self, session: Session, o: Outgoing, event: InboundEvent | None, sender: Member | None) -> tuple[str | None, str | None, str | None]:
         if o.recipient is not None and o.platform is not None:
             return o.platform, o.recipient, o.member_id or None
         member = session.get(Member, o.member_id) if o.member_id else None
@@ -267,7 +269,7 @@ class Gateway:
             handle = session.get(CardHandle, o.card_id)
             if handle is not None and handle.platform:
                 preferred.append(handle.platform)
-        if event is not None and event.platform_user and router.identify(session, event) == member:
+        if event is not None and sender is not None and sender.id == member.id:
             preferred.append(event.platform)
         if member.preferred_platform:
             preferred.append(member.preferred_platform)

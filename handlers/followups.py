@@ -27,7 +27,16 @@ from handlers.leads import active_leads, audit, new_card_id
 from handlers.scoring import default_scoring, recompute_customer
 from nlp.calendar import SHANGHAI
 from nlp.extract import extract
-from store.models import CardHandle, Contact, Customer, FollowUp, Lead, Member, Opportunity, Ticket
+from store.models import (
+    CardHandle,
+    Contact,
+    Customer,
+    FollowUp,
+    Lead,
+    Member,
+    Opportunity,
+    Ticket,
+)
 
 MAX_CANDIDATES = 3
 # A draft waiting for an answer steers the rep's next message only for this long.

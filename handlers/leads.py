@@ -329,15 +329,20 @@ def assign(
     lead.accept_due_at = decision.due_at
     session.add(lead)
     audit(session, "lead", lead.id, actor, "assigned", f"→ {decision.rep_id}（规则：{decision.rule_name}；{lead.explanation}）", now)
+    return [send_lead_card(session, lead, decision.rep_id, ctx, now)]
+
+
+def send_lead_card(session: Session, lead: Lead, rep_id: str, ctx: HandlerContext, now: datetime) -> Outgoing:
+    """A fresh lead card for ``rep_id``, with the handle that lets its buttons be checked."""
     card_id = new_card_id()
     card = lead_card(lead, card_id, ctx.secret, lead.explanation)
     session.add(
         CardHandle(
-            card_id=card_id, platform="", member_id=decision.rep_id, subject=f"lead:{lead.id}",
+            card_id=card_id, platform="", member_id=rep_id, subject=f"lead:{lead.id}",
             card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now,
         )
     )
-    return [Outgoing(decision.rep_id, "card", f"card:{card_id}", card=card, card_id=card_id)]
+    return Outgoing(rep_id, "card", f"card:{card_id}", card=card, card_id=card_id)
 
 
 def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | None, Customer | None, str | None]:
@@ -596,11 +601,7 @@ def on_manager_command(session: Session, member: Member, text: str, ctx: Handler
     lead.rule_name, lead.explanation = "manager", f"{member.name}手动分配"
     session.add(lead)
     audit(session, "lead", lead.id, member.id, "assigned", f"→ {target.id}（规则：manager；{member.name}手动分配）", now)
-    card_id = new_card_id()
-    card = lead_card(lead, card_id, ctx.secret, lead.explanation)
-    session.add(CardHandle(card_id=card_id, platform="", member_id=target.id, subject=f"lead:{lead.id}",
-                           card_json=json.dumps(card_to_dict(card), ensure_ascii=False), created_at=now, updated_at=now))
-    out.append(Outgoing(target.id, "card", f"card:{card_id}", card=card, card_id=card_id))
+    out.append(send_lead_card(session, lead, target.id, ctx, now))
     out.append(Outgoing(member.id, "text", f"{cause}:reply", text=f"已将线索 #{lead.id}（{lead.company}）转给{target.name}。"))
     return out
 

@@ -31,13 +31,18 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from cards.model import Card, CardAction, CardField
+from handlers import webhooks
 from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
 from handlers.dedupe import normalize_company
 from handlers.events import InboundEvent
-from handlers import webhooks
 from handlers.leads import audit, new_card_id
-from handlers.scoring import ScoringRules, default_scoring, health_card, recompute_customer
+from handlers.scoring import (
+    ScoringRules,
+    default_scoring,
+    health_card,
+    recompute_customer,
+)
 from handlers.stages import (
     BUILTIN_VARIABLES,
     Pipeline,
@@ -53,7 +58,15 @@ from handlers.stages import (
     render,
 )
 from nlp.calendar import SHANGHAI
-from store.models import AuditEvent, CardHandle, Customer, Lead, Member, Opportunity, Region
+from store.models import (
+    AuditEvent,
+    CardHandle,
+    Customer,
+    Lead,
+    Member,
+    Opportunity,
+    Region,
+)
 from store.models_sales import OpportunityState, StageGate
 
 GATE_WINDOW = timedelta(hours=2)  # an open gate steers the rep's next messages this long

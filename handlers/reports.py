@@ -251,8 +251,8 @@ def summary_text(s: metrics.Summary) -> str:
     card = report_card_fields(s)
     lines = [f"线索报表 · {label} · {s.period.label}（{_period_text(s.period)}）"]
     lines += [f"{f.label}：{f.value}" for f in card]
-    lines.append(f"黑洞率（按来源）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_source.items()) or "暂无数据"))
-    lines.append(f"黑洞率（按区域）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_region.items()) or "暂无数据"))
+    lines.append("黑洞率（按来源）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_source.items()) or "暂无数据"))
+    lines.append("黑洞率（按区域）：" + ("；".join(f"{k} {r.pct()}" for k, r in s.black_holes.by_region.items()) or "暂无数据"))
     lines.append("销售：")
     for c in s.reps:
         lines.append(

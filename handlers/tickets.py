@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from cards.model import Card, CardAction, CardField, card_from_dict, card_to_dict
+from handlers import webhooks as webhook_events
 from handlers.actions import ActionKey
 from handlers.context import HandlerContext, Outgoing
-from handlers import webhooks as webhook_events
 from handlers.leads import audit, new_card_id
 from nlp.calendar import SHANGHAI
 from store.alerts import insert_new, skip_locked

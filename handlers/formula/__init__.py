@@ -12,7 +12,13 @@ access, bounded size and depth, exact decimal arithmetic. See parser.py for the 
     Tiering.of([(80, "战略级"), (60, "重点跟进"), (40, "培育中")], default="暂缓").tier(score)
 """
 
-from handlers.formula.compiler import CONTEXT, FieldType, Formula, Value, compile_formula
+from handlers.formula.compiler import (
+    CONTEXT,
+    FieldType,
+    Formula,
+    Value,
+    compile_formula,
+)
 from handlers.formula.errors import MAX_DEPTH, MAX_NODES, MAX_SOURCE_CHARS, FormulaError
 from handlers.formula.tiering import Tiering
 

@@ -21,7 +21,14 @@ from decimal import (
 )
 from typing import Any, Literal
 
-from handlers.formula.checker import FIELD_TYPES, ROUND_DIGITS_LIMIT, TYPE_EN, TYPE_ZH, Checker, parse_date_literal
+from handlers.formula.checker import (
+    FIELD_TYPES,
+    ROUND_DIGITS_LIMIT,
+    TYPE_EN,
+    TYPE_ZH,
+    Checker,
+    parse_date_literal,
+)
 from handlers.formula.errors import FormulaError, SourceMap
 from handlers.formula.parser import (
     BoolLit,
