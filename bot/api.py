@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text as sql_text
@@ -13,39 +11,32 @@ from sqlmodel import Session
 
 from bot import metrics_api
 from bot.gateway import inbox_counts
+from bot.http import error_response, parse_object, read_body
 from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
 from handlers import leads
 from store import outbox
 
-MAX_BODY = 64 * 1024
 log = logging.getLogger("leadbot.api")
 
 
-def _error(status: int, reason: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": reason, **extra}, status=status)
+_error = error_response
 
 
 async def create_lead(request: web.Request) -> web.Response:
     """``POST /api/leads``: validate, store, assign and queue the card; all or nothing."""
     gateway = request.app[GATEWAY]
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return _error(413, "请求体过大 / body too large")
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
-        return _error(413, "请求体过大 / body too large")
+    raw = await read_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
         source = authenticate(request.app[SETTINGS].intake_sources, request.headers, raw, time.time())
     except IntakeDenied as exc:
         log.warning("lead intake refused from %s: %s", request.remote, exc.reason)
         return _error(exc.status, exc.reason)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        # RecursionError: deeply nested arrays ("[[[[…") exhaust the decoder's stack.
-        return _error(400, "请求体不是合法的 JSON / body is not valid JSON")
-    if not isinstance(data, dict):
-        return _error(400, "请求体应为 JSON 对象 / body must be a JSON object")
+    data = parse_object(raw)
+    if isinstance(data, web.Response):
+        return data
     if source is not None:
         data["source"] = source.label  # a caller cannot claim another source's tag
     try:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from cards.model import CHART_REFUSED, CHART_TOO_LARGE, Card
 
@@ -42,6 +43,42 @@ def json_object(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+MAX_JSON_BODY = 64 * 1024
+
+
+def error_response(status: int, reason: str, **extra: Any) -> web.Response:
+    """A 4xx with a reason a person can act on (Chinese / English)."""
+    return web.json_response({"error": reason, **extra}, status=status)
+
+
+async def read_body(request: web.Request, max_body: int = MAX_JSON_BODY) -> bytes | web.Response:
+    """The raw body, or a 413 when it is larger than ``max_body``."""
+    if request.content_length is not None and request.content_length > max_body:
+        return error_response(413, "请求体过大 / body too large")
+    raw = await request.content.read(max_body + 1)
+    if len(raw) > max_body:
+        return error_response(413, "请求体过大 / body too large")
+    return raw
+
+
+def parse_object(raw: bytes) -> dict[str, Any] | web.Response:
+    """``raw`` as a JSON object, or a 400 saying why not."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: deeply nested arrays ("[[[[…") exhaust the decoder's stack.
+        return error_response(400, "请求体不是合法的 JSON / body is not valid JSON")
+    if not isinstance(data, dict):
+        return error_response(400, "请求体应为 JSON 对象 / body must be a JSON object")
+    return data
+
+
+async def json_object_body(request: web.Request, max_body: int = MAX_JSON_BODY) -> dict[str, Any] | web.Response:
+    """Read and parse a JSON-object request body; a ready 4xx response when it is not one."""
+    raw = await read_body(request, max_body)
+    return raw if isinstance(raw, web.Response) else parse_object(raw)
 
 
 class ChartUploads:

@@ -17,7 +17,6 @@ batches, one transaction each), so a formula edited while the server was down ap
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import date
@@ -27,6 +26,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from bot.config import Settings, load
+from bot.http import json_object_body
 from bot.keys import DATABASE, GATEWAY, SETTINGS
 from handlers import opportunities
 from handlers.leads import parse_budget_fen
@@ -36,7 +36,6 @@ from store.models import Customer, Lead, Member
 
 log = logging.getLogger("leadbot.sales")
 RULES = web.AppKey("sales_rules", RulesBook)
-MAX_BODY = 64 * 1024
 
 
 def rules_of(settings: Settings) -> SalesRules:
@@ -51,19 +50,6 @@ def make_book(settings: Settings) -> RulesBook:
 
 def _error(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
-
-
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        return _error(413, "请求体过大 / body too large")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error(400, "请求体不是合法的 JSON / body is not valid JSON")
-    if not isinstance(data, dict):
-        return _error(400, "请求体应为 JSON 对象 / body must be a JSON object")
-    return data
 
 
 def _id(raw: str) -> int | None:
@@ -86,7 +72,7 @@ async def get_opportunity(request: web.Request) -> web.Response:
 async def create_opportunity(request: web.Request) -> web.Response:
     """``POST /api/opportunities``."""
     gateway = request.app[GATEWAY]
-    data = await _body(request)
+    data = await json_object_body(request)
     if isinstance(data, web.Response):
         return data
     try:
@@ -127,7 +113,7 @@ async def create_opportunity(request: web.Request) -> web.Response:
 async def post_facts(request: web.Request) -> web.Response:
     """``POST /api/scoring/facts``: store scoring inputs and recompute that record."""
     gateway = request.app[GATEWAY]
-    data = await _body(request)
+    data = await json_object_body(request)
     if isinstance(data, web.Response):
         return data
     entity, entity_id, facts = data.get("entity"), data.get("id"), data.get("facts")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.gateway import Delivered, DeliveryError, Gateway
+from bot.http import json_object_body
 from bot.keys import GATEWAY
 from cards.html import render_html
 from cards.model import Card, card_from_dict, card_to_dict
@@ -28,6 +29,7 @@ from handlers.events import InboundEvent
 from store.models import CardHandle, Member, OutboxMessage, SandboxMessage
 
 MAX_TEXT = 20_000
+MAX_BODY = 256 * 1024  # room for MAX_TEXT characters of Chinese in JSON
 
 
 class SandboxAdapter:
@@ -73,16 +75,6 @@ def _bad_request(reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=400)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        return _bad_request("请求体不是合法的 JSON / body is not valid JSON")
-    if not isinstance(data, dict):
-        return _bad_request("请求体应为 JSON 对象 / body must be a JSON object")
-    return data
-
-
 async def _member(gateway: Gateway, user: Any) -> Member | None:
     if not isinstance(user, str) or not user or len(user) > 64:
         return None
@@ -92,7 +84,7 @@ async def _member(gateway: Gateway, user: Any) -> Member | None:
 async def send(request: web.Request) -> web.Response:
     """A member types in the sandbox chat."""
     gateway = request.app[GATEWAY]
-    data = await _json_body(request)
+    data = await json_object_body(request, MAX_BODY)
     if isinstance(data, web.Response):
         return data
     member = await _member(gateway, data.get("user"))
@@ -119,7 +111,7 @@ async def send(request: web.Request) -> web.Response:
 async def action(request: web.Request) -> web.Response:
     """A member clicks a card button; answered once handled (or after 3 s, still accepted)."""
     gateway = request.app[GATEWAY]
-    data = await _json_body(request)
+    data = await json_object_body(request, MAX_BODY)
     if isinstance(data, web.Response):
         return data
     member = await _member(gateway, data.get("user"))

@@ -183,6 +183,11 @@ async def test_sandbox_rejects_malformed_requests(bot: SandboxDriver) -> None:
         assert resp.status == 400
     resp = await bot.client.post("/sandbox/api/send", data=b"\x00garbage")
     assert resp.status == 400
+    # Deeply nested JSON exhausts the decoder's stack: still a 400, never a 500.
+    resp = await bot.client.post("/sandbox/api/send", data=b"[" * 100_000)
+    assert resp.status == 400
+    resp = await bot.client.post("/sandbox/api/send", data=b'{"user": "zhangwei", "text": "' + b"a" * 300_000 + b'"}')
+    assert resp.status == 413
     resp = await bot.client.get("/sandbox/api/messages", params={"user": "nobody"})
     assert resp.status == 400
     resp = await bot.client.get("/api/leads/abc")
