@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from bot.intake_auth import IntakeSource, parse_sources
 from handlers.assignment import AssignmentRules, RuleError, parse_assignment
+from handlers.metrics import MetricSettingError, MetricSettings
 from handlers.scoring import (
     FormulaSpot,
     ScoringRuleError,
@@ -33,7 +34,7 @@ from handlers.scoring import (
 from handlers.stages import Pipeline, StageRuleError, default_pipeline, parse_stages
 from handlers.webhooks import Webhook, WebhookConfigError, parse_webhooks
 from nlp.provinces import canonical_province
-from scheduler.config import ScanSettings
+from scheduler.config import ScanSettings, SettingError
 
 ROLES = ("rep", "manager", "admin")
 PLATFORMS = ("sandbox", "wecom", "feishu", "dingtalk")
@@ -102,6 +103,7 @@ class Settings:
     scoring: ScoringRules = field(default_factory=default_scoring, repr=False)  # [scoring], compiled formulas
     stages: Pipeline = field(default_factory=default_pipeline, repr=False)  # [[stages]], the pilot pipeline when absent
     webhooks: tuple[Webhook, ...] = field(default=(), repr=False)  # [[webhooks]], secrets read via secret_env
+    metrics: MetricSettings = field(default_factory=MetricSettings, repr=False)  # [metrics], the metric definitions' thresholds
 
     @property
     def accept_within_hours(self) -> float:
@@ -233,7 +235,7 @@ def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: st
 
 
 def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str, str] | None = None) -> Settings:
-    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages", "intake", "webhooks"}
+    known_top = {"database", "server", "platforms", "regions", "members", "assignment", "rules", "scheduler", "scoring", "stages", "intake", "webhooks", "metrics"}
     for key in data:
         if key not in known_top:
             hint = get_close_matches(key, known_top, n=1)
@@ -331,8 +333,12 @@ def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str
             line = _line_of(text, "name", exc.index, "[[stages]]")
         raise ConfigError(origin, line or _header_line(text, "stages"), f"stages[{exc.index}].{exc.key}" if exc.index is not None else "stages", exc.zh, exc.en) from None
 
+    metric_settings = _metrics(data.get("metrics"), text, origin)
     try:
-        scan_settings = ScanSettings.from_mapping(data.get("scheduler"))
+        scan_settings = ScanSettings.from_mapping(data.get("scheduler"), metric_settings)
+    except SettingError as exc:
+        line = _line_of(text, exc.key, 0, "[scheduler]", strict=True) or _header_line(text, "scheduler")
+        raise ConfigError(origin, line, f"scheduler.{exc.key}", exc.zh, exc.en) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(origin, _header_line(text, "scheduler"), "scheduler", f"定时任务配置有误: {exc}", f"invalid [scheduler]: {exc}") from None
 
@@ -369,7 +375,27 @@ def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str
         scoring=scoring,
         stages=stages,
         webhooks=webhooks,
+        metrics=metric_settings,
     )
+
+
+def _metrics(raw: Any, text: str, origin: str) -> MetricSettings:
+    """``[metrics]`` validated; a mistake names the key's line (in a sub-table, that table's)."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(origin, _line_of(text, "metrics"), "metrics", "应为表 [metrics]", "must be a table [metrics]")
+    try:
+        return MetricSettings.from_mapping(raw)
+    except MetricSettingError as exc:
+        table, _, leaf = exc.key.partition(".")
+        line = None
+        if leaf:
+            # A key inside [metrics.stage_norm_hours] may be quoted: 待首触 = 8 or "待首触" = 8.
+            for spelled in (leaf, f'"{leaf}"'):
+                line = line or _line_of(text, spelled, 0, f"[metrics.{table}]", strict=True)
+            line = line or _header_line(text, f"metrics.{table}") or _line_of(text, table, 0, "[metrics]", strict=True)
+        else:
+            line = _line_of(text, exc.key, 0, "[metrics]", strict=True)
+        raise ConfigError(origin, line or _header_line(text, "metrics"), f"metrics.{exc.key}", exc.zh, exc.en) from None
 
 
 def _formula_spot(text: str, section: str, origin: str) -> FormulaSpot:

@@ -66,24 +66,32 @@ class RiskFigures:
     stalled_amount_fen: int
     open_p0: int
     open_p1: int
+    # 线索黑洞率 as 报表 defines it ([metrics] black_hole_business_hours): of the week's
+    # leads whose N business hours are over (and not screened invalid within them).
+    black_hole_base: int = 0
+    black_hole_hours: float = 8.0
 
     @property
-    def black_hole_rate(self) -> float:
-        """Share of last week's leads that never got a first touch."""
-        return self.black_holes / self.leads_created if self.leads_created else 0.0
+    def black_hole_rate(self) -> float | None:
+        """Share of the week's judged leads without a first touch within N business hours."""
+        return self.black_holes / self.black_hole_base if self.black_hole_base else None
 
 
 def weekly_card(week_label: str, f: RiskFigures) -> Card:
     """The Monday risk report for a region manager."""
     money = fmt_money(f.stalled_amount_fen)
+    hours = f"{f.black_hole_hours:g}"
+    rate = f.black_hole_rate
+    black = "暂无数据" if rate is None else f"{rate:.0%}（{f.black_holes}/{f.black_hole_base}）"
     return Card(
         title=f"每周风险报告 · {f.region} · {week_label}",
         fields=(
             CardField("超时未接受（已自动转派）", f"{f.accept_timeouts} 条"),
             CardField("接受后未按时首通", f"{f.first_touch_overdue} 条"),
-            CardField("线索黑洞率", f"{f.black_hole_rate:.0%}（{f.black_holes}/{f.leads_created}）"),
+            CardField(f"线索黑洞率（{hours}工时未触达）", black),
             CardField("停滞商机", f"{f.stalled_opportunities} 个" + (f"，{money}" if money else "")),
             CardField("未结 P0/P1 工单", f"{f.open_p0} / {f.open_p1}"),
         ),
-        text="黑洞率 = 上周新线索中至今没有任何跟进记录的比例。数字供排期参考，需要支援的地方可以直接在群里说。",
+        text=f"黑洞率 = 近7天的 {f.leads_created} 条新线索中，创建后 {hours} 个工作小时内没有首次触达的比例"
+        f"（口径同「报表」，未满 {hours} 个工作小时的线索暂不计入）。数字供排期参考，需要支援的地方可以直接在群里说。",
     )

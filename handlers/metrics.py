@@ -30,8 +30,9 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
+from difflib import get_close_matches
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
@@ -59,9 +60,22 @@ UTC_OFFSET_S = 8 * 3600
 UNASSIGNED = "未分配"
 
 
+class MetricSettingError(ValueError):
+    """A bad ``[metrics]`` value: the key path (``stage_norm_hours.待首触``), why in Chinese and English."""
+
+    def __init__(self, key: str, zh: str, en: str) -> None:
+        super().__init__(f"[metrics] `{key}` {zh} / {en}")
+        self.key, self.zh, self.en = key, zh, en
+
+
 @dataclass(frozen=True)
 class MetricSettings:
-    """The knobs of the definitions; defaults are documented in docs/metrics.zh.md."""
+    """The knobs of the definitions; ``[metrics]`` in leadbot.toml sets them (see
+    :meth:`from_mapping`), defaults are documented in docs/metrics.zh.md.
+
+    The 24 h / 48 h / 72 h windows are not knobs: they are part of the metrics' names
+    (48小时未分配率) and of the JSON and Prometheus names built on them.
+    """
 
     black_hole_business_hours: float = 8.0
     min_interaction_chars: int = 6
@@ -83,6 +97,126 @@ class MetricSettings:
     def fields_for(self, industry: str | None) -> tuple[str, ...]:
         """The key fields a lead of ``industry`` must have."""
         return self.key_fields_by_industry.get(industry or "", self.key_fields)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> MetricSettings:
+        """Settings from the ``[metrics]`` table; a bad key or value raises :class:`MetricSettingError`.
+
+        Keys: ``black_hole_business_hours``, ``min_interaction_chars``, ``activation_days``,
+        ``activation_interactions``, ``cross_dept_sources``, ``high_potential_tiers``,
+        ``high_potential_budget`` (yuan, or text like ``"50万"``), ``key_fields``,
+        ``target_industries``, and the tables ``[metrics.key_fields_by_industry]`` (industry →
+        key fields) and ``[metrics.stage_norm_hours]`` (stage → business hours).
+        """
+        from handlers.assignment import parse_yuan
+
+        raw = dict(data or {})
+        default = cls()
+        changes: dict[str, Any] = {}
+        numbers: dict[str, tuple[bool, float]] = {
+            "black_hole_business_hours": (False, 0), "min_interaction_chars": (True, 1),
+            "activation_days": (True, 1), "activation_interactions": (True, 1),
+        }
+        for key, (integer, least) in numbers.items():
+            if key in raw:
+                changes[key] = _setting_number(raw.pop(key), key, integer, least)
+        for key in ("cross_dept_sources", "high_potential_tiers", "target_industries"):
+            if key in raw:
+                changes[key] = _setting_words(raw.pop(key), key, allow_empty=key == "target_industries")
+        if "high_potential_budget" in raw:
+            value = raw.pop("high_potential_budget")
+            fen = parse_yuan(value)
+            if fen is None or fen <= 0:
+                raise MetricSettingError("high_potential_budget", f"应为正整数（元）或金额文本，例如 500000 或 \"50万\"，当前是 {value!r}",
+                                         f"must be positive integer yuan or an amount like \"50万\", got {value!r}")
+            changes["high_potential_budget_fen"] = fen
+        if "key_fields" in raw:
+            changes["key_fields"] = _key_fields(raw.pop("key_fields"), "key_fields")
+        if "key_fields_by_industry" in raw:
+            table = raw.pop("key_fields_by_industry")
+            if not isinstance(table, dict):
+                raise MetricSettingError("key_fields_by_industry", "应为表 [metrics.key_fields_by_industry]，每行 行业 = [字段…]",
+                                         "must be a table [metrics.key_fields_by_industry] of industry = [fields]")
+            changes["key_fields_by_industry"] = {
+                str(industry): _key_fields(value, f"key_fields_by_industry.{industry}") for industry, value in table.items()
+            }
+        if "stage_norm_hours" in raw:
+            table = raw.pop("stage_norm_hours")
+            if not isinstance(table, dict):
+                raise MetricSettingError("stage_norm_hours", "应为表 [metrics.stage_norm_hours]，每行 阶段 = 工作小时",
+                                         "must be a table [metrics.stage_norm_hours] of stage = business hours")
+            norms = dict(default.stage_norm_hours)
+            for stage, value in table.items():
+                if stage not in STAGES:
+                    hint = get_close_matches(str(stage), STAGES, n=1)
+                    did = f"，是否指 `{hint[0]}`?" if hint else ""
+                    raise MetricSettingError(f"stage_norm_hours.{stage}", f"阶段不存在{did}（可选: {' / '.join(STAGES)}）",
+                                             f"unknown stage (one of {', '.join(STAGES)})")
+                norms[stage] = _setting_number(value, f"stage_norm_hours.{stage}", False, 0)
+            changes["stage_norm_hours"] = norms
+        for key in raw:
+            known = list(numbers) + ["cross_dept_sources", "high_potential_tiers", "target_industries", "high_potential_budget",
+                                     "key_fields", "key_fields_by_industry", "stage_norm_hours"]
+            hint = get_close_matches(key, known, n=1)
+            raise MetricSettingError(key, f"未知的键{f'，是否指 `{hint[0]}`?' if hint else ''}",
+                                     f"unknown key{f' (did you mean {hint[0]}?)' if hint else ''}")
+        return replace(default, **changes)
+
+
+def _setting_number(value: Any, key: str, integer: bool, least: float) -> Any:
+    """A ``[metrics]`` number: an int when ``integer``; above 0 when ``least`` is 0, else at least ``least``."""
+    if isinstance(value, str):
+        # Environment overrides (LEADBOT_…) of keys the file does not set arrive as text.
+        try:
+            value = int(value) if integer else float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        kind = ("整数", "an integer") if integer else ("数字", "a number")
+        raise MetricSettingError(key, f"应为{kind[0]}，当前是 {value!r}", f"must be {kind[1]}, got {value!r}")
+    if (least == 0 and value <= 0) or value < least:
+        zh, en = ("必须大于 0", "must be above 0") if least == 0 else (f"不能小于 {least:g}", f"must be at least {least:g}")
+        raise MetricSettingError(key, f"{zh}，当前是 {value!r}", f"{en}, got {value!r}")
+    return value if integer else float(value)
+
+
+def _setting_words(value: Any, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
+    """A list of non-empty strings, e.g. sources or tiers."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value) or (not value and not allow_empty):
+        raise MetricSettingError(key, "应为非空文字的列表，例如 [\"官网表单\", \"展会\"]", "must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+FIELD_BY_LABEL: dict[str, str] = {label: name for name, label in FIELD_LABELS.items()}
+
+
+def _key_fields(value: Any, key: str) -> tuple[str, ...]:
+    """Key fields by name (``phone``) or Chinese label (``电话``)."""
+    names = _setting_words(value, key)
+    out: list[str] = []
+    for word in names:
+        name = FIELD_BY_LABEL.get(word, word)
+        if name not in FIELD_BITS:
+            choices = [*FIELD_LABELS.values(), *FIELD_BITS]
+            hint = get_close_matches(word, choices, n=1)
+            raise MetricSettingError(key, f"字段 `{word}` 不存在{f'，是否指 `{hint[0]}`?' if hint else ''}（可选: {' / '.join(FIELD_LABELS.values())}）",
+                                     f"unknown field `{word}` (one of {', '.join(FIELD_BITS)})")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def settings_of(ctx: object, fallback: MetricSettings | None = None) -> MetricSettings:
+    """The metric settings in force for a handler context.
+
+    ``ctx.metrics`` when the context carries them (the server swaps them on a rules
+    reload), else ``fallback`` (the scheduler's copy from start-up), else the defaults.
+    """
+    found = getattr(ctx, "metrics", None)
+    if isinstance(found, MetricSettings):
+        return found
+    return fallback if fallback is not None else DEFAULT_SETTINGS
 
 
 DEFAULT_SETTINGS = MetricSettings()

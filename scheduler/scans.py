@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 
 from cards.model import Card, CardAction, CardField
 from handlers import alerts as alerting
+from handlers import metrics
 from handlers.actions import ActionKey
 from handlers.alerts import Alert, alert_card_id
 from handlers.context import HandlerContext, Outgoing
@@ -546,18 +547,16 @@ def scan_daily_todo(session: Session, ctx: HandlerContext, now: datetime, settin
 # ---------------------------------------------------------------- 7. weekly risk report
 
 
-def _region_figures(session: Session, region: Region, now: datetime, settings: ScanSettings) -> RiskFigures:
+def _region_figures(session: Session, ctx: HandlerContext, region: Region, now: datetime, settings: ScanSettings) -> RiskFigures:
     since = now - timedelta(days=7)
     reps = list(session.execute(select(col(Member.id)).where(col(Member.region) == region.name)).scalars())
-    week = (col(Lead.region) == region.name, col(Lead.created_at) >= since, col(Lead.created_at) < now)
-    # A black hole: a lead nobody ever followed up (still waiting, or accepted and untouched).
-    untouched = or_(
-        col(Lead.status).in_(("assigned", "unassigned")),
-        and_(col(Lead.status) == "accepted",
-             or_(col(Lead.last_interaction_at).is_(None), col(Lead.last_interaction_at) <= col(Lead.accepted_at))),
-    )
-    created = session.execute(select(func.count()).select_from(Lead).where(*week)).scalar_one()
-    black = session.execute(select(func.count()).select_from(Lead).where(*week, untouched)).scalar_one()
+    # The black-hole rate as 报表 computes it, under the [metrics] threshold in force.
+    definitions = metrics.settings_of(ctx, settings.metrics)
+    period = metrics.Period(since, now, "近7天")
+    facts = metrics.load_facts(session, period, metrics.Scope(region=region.name), definitions)
+    clock = metrics.business_clock(ctx.business_hours, period, now)
+    flags = metrics.black_hole_flags(facts, now, clock, definitions.black_hole_business_hours)
+    created, black = len(facts), sum(flags.values())
     timeouts = session.execute(
         select(func.count()).select_from(AuditEvent).join(Lead, and_(col(AuditEvent.entity) == "lead", col(AuditEvent.entity_id) == col(Lead.id)))
         .where(col(AuditEvent.action) == "accept_timeout", col(AuditEvent.at) >= since, col(Lead.region) == region.name)
@@ -576,8 +575,9 @@ def _region_figures(session: Session, region: Region, now: datetime, settings: S
             .group_by(col(Ticket.priority))
         ).all()
     ) if reps else {}
-    return RiskFigures(region.name, int(created), int(black), int(timeouts), int(first_touch), int(stalled_count),
-                       int(stalled_amount or 0), int(tickets.get("P0", 0)), int(tickets.get("P1", 0)))
+    return RiskFigures(region.name, created, black, int(timeouts), int(first_touch), int(stalled_count),
+                       int(stalled_amount or 0), int(tickets.get("P0", 0)), int(tickets.get("P1", 0)),
+                       black_hole_base=len(flags), black_hole_hours=definitions.black_hole_business_hours)
 
 
 def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
@@ -596,7 +596,7 @@ def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, setti
     for region in session.execute(select(Region).order_by(col(Region.name))).scalars():
         if not region.manager_id:
             continue
-        figures = _region_figures(session, region, now, settings)
+        figures = _region_figures(session, ctx, region, now, settings)
         batch.append(Alert(region.manager_id, "weekly", f"weekly:{region.manager_id}:{region.name}:{monday.isoformat()}",
                            f"{region.name}每周风险报告", card=weekly_card(label, figures)))
     return alerting.emit(session, ctx, batch, now, settings.budget)
@@ -608,7 +608,9 @@ def scan_weekly_risk(session: Session, ctx: HandlerContext, now: datetime, setti
 def scan_tickets(session: Session, ctx: HandlerContext, now: datetime, settings: ScanSettings = DEFAULT) -> list[Outgoing]:
     """Service tickets whose SLA step ran out: escalate one step up the configured chain."""
     hooks: list[Outgoing] = []  # ticket_escalated webhooks, queued in this transaction
-    escalations, more = escalate_due(session, ctx, now, settings.tickets, settings.batch, hooks)
+    # The context's chain is the one a rules reload swapped in; the settings' is start-up's.
+    policy = ctx.ticket_policy or settings.tickets
+    escalations, more = escalate_due(session, ctx, now, policy, settings.batch, hooks)
     batch = [
         Alert(e.member_id, "ticket", e.key, f"工单 #{e.ticket_id} 升级提醒", text=e.text,
               priority="P0" if e.priority == "P0" else "P1", subject=f"ticket:{e.ticket_id}", mutable=False)
@@ -633,7 +635,7 @@ def scan_ticket_new(session: Session, ctx: HandlerContext, now: datetime, settin
         last = (ticket.created_at, ticket.id)
         if ticket.status in ("resolved", "closed"):
             continue
-        p0 = ticket.priority in settings.tickets.wall_clock_priorities
+        p0 = ticket.priority in (ctx.ticket_policy or settings.tickets).wall_clock_priorities
         announced = announce(session, ticket, now, now if p0 else ctx.business_hours.next_open(now))
         if announced is not None:
             out.append(announced)
@@ -697,7 +699,12 @@ SCAN_TITLES: dict[str, str] = {
     "daily_todo": "今日待办",
     "weekly_risk": "每周风险报告",
     "digests": "提醒汇总",
+    "housekeeping": "清理过期的运行记录（每天一次）",
 }
+
+
+HOUSEKEEPING = "housekeeping"
+"""The name :func:`run_all` reports the daily pruning under (rows deleted, not messages)."""
 
 
 def parse_now(text: str) -> datetime:
@@ -710,7 +717,8 @@ def describe(counts: dict[str, int], now: datetime) -> str:
     """What ``leadbot scan`` prints: one line per scan, messages queued (or 失败)."""
     lines = [f"扫描时间 {now.astimezone(SHANGHAI):%Y-%m-%d %H:%M}（上海）"]
     for name, count in counts.items():
-        shown = "失败，详见日志" if count < 0 else f"{count} 条消息"
+        unit = "行已删除" if name == HOUSEKEEPING else "条消息"
+        shown = "失败，详见日志" if count < 0 else f"{count} {unit}"
         lines.append(f"  {name:<13} {SCAN_TITLES.get(name, name)}：{shown}")
     return "\n".join(lines)
 
@@ -740,8 +748,9 @@ def run_scan(db: Database, name: str, scan: Scan, ctx: HandlerContext, now: date
 def run_all(db: Database, ctx: HandlerContext, now: datetime, enqueue: Enqueue, settings: ScanSettings = DEFAULT) -> dict[str, int]:
     """Run every scan once as of ``now`` (``leadbot scan --now ISO``); messages queued per scan.
 
-    A scan that fails is logged and counted as -1; the others still run (each is its own
-    transaction, so a failure leaves nothing half-done).
+    Then the daily housekeeping (:mod:`scheduler.housekeeping`), counted under
+    :data:`HOUSEKEEPING` as rows deleted. A scan that fails is logged and counted as -1;
+    the others still run (each is its own transaction, so a failure leaves nothing half-done).
     """
     counts: dict[str, int] = {}
     for name, scan in SCANS:
@@ -750,4 +759,11 @@ def run_all(db: Database, ctx: HandlerContext, now: datetime, enqueue: Enqueue, 
         except Exception:
             log.exception("scan %s failed", name)
             counts[name] = -1
+    from scheduler.housekeeping import run_housekeeping
+
+    try:
+        counts[HOUSEKEEPING] = run_housekeeping(db, now, settings)
+    except Exception:
+        log.exception("housekeeping failed")
+        counts[HOUSEKEEPING] = -1
     return counts

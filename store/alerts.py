@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from store.models_schedule import AlertMute, AlertRecord, ScanState
+from store.retention import Pruned, prune_prefix
 
 
 def skip_locked(session: Session) -> bool:
@@ -171,3 +172,17 @@ def advance_day(session: Session, state: ScanState, day: date, now: datetime) ->
     """Record that a once-a-day scan has run for ``day``."""
     state.cursor_day, state.updated_at = day, now
     session.add(state)
+
+
+def prune(session: Session, cutoff: datetime, after_id: int, limit: int) -> Pruned:
+    """Delete ledger rows decided and delivered before ``cutoff``, at most ``limit`` (after ``after_id``).
+
+    A row goes only when both its decision (``created_at``) and its delivery time
+    (``deliver_at``, which quiet hours can push days later) are older than ``cutoff``;
+    ``digest`` rows are waiting to be rolled up and stay whatever their age. The caller
+    chooses ``cutoff`` so that no scan can produce the row's key again (see
+    :func:`scheduler.housekeeping.alert_cutoff`). ``Pruned.removed`` holds the deleted keys.
+    """
+    table: Table = AlertRecord.__table__  # type: ignore[attr-defined]
+    keep = (table.c.status == "digest") | (table.c.deliver_at >= cutoff)
+    return prune_prefix(session, table, "created_at", cutoff, after_id, limit, keep, ("key",))

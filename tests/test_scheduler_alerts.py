@@ -180,7 +180,7 @@ def test_weekly_risk_report_on_the_first_working_morning_of_the_week(world: Worl
     fields = {f.label: f.value for f in east.card.fields}  # type: ignore[union-attr]
     assert fields["未结 P0/P1 工单"] == "1 / 0"
     assert fields["停滞商机"].startswith("1 个") and "约50万" in fields["停滞商机"]
-    assert fields["线索黑洞率"].startswith("100%")
+    assert fields["线索黑洞率（8工时未触达）"] == "100%（1/1）"  # as 报表 counts it: 8 business hours untouched
     assert "超时未接受（已自动转派）" in fields
 
 

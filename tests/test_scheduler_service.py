@@ -82,7 +82,7 @@ def test_run_all_reports_every_scan_and_survives_a_broken_one(world: World, monk
 
     monkeypatch.setattr(scans, "SCANS", (("broken", broken),) + scans.SCANS)
     counts = scans.run_all(world.db, world.ctx, sh(2026, 3, 10, 10, 0), world.enqueue, world.settings)
-    assert counts["broken"] == -1 and set(counts) == {"broken"} | {n for n, _ in SCANS}
+    assert counts["broken"] == -1 and set(counts) == {"broken", "housekeeping"} | {n for n, _ in SCANS}
     assert counts["daily_todo"] == 0  # nothing on anyone's list yet
     assert run_all is scans.run_all and SHANGHAI is not None
 
