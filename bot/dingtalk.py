@@ -319,9 +319,10 @@ class DingTalkAdapter:
         self.limiter = RateLimiter(config.per_user_per_min, 60.0, ctx.clock)
         self._webhooks: dict[str, _Webhook] = {}
         self._sent_cards: set[str] = set()
-        # Our card id -> media_id of its chart, kept so updates keep the chart.
+        # Uploaded charts, recorded in the database so card updates (and deliveries resumed
+        # after a restart) keep the chart without uploading it again.
         self.charts = ChartUploads(NAME, IMAGE_LIMITS, self.client.upload_image, (DingTalkApiError,),
-                                   lambda exc: exc.retry_after is not None)
+                                   lambda exc: exc.retry_after is not None, db=db, clock=ctx.clock)
         self.gateway: Gateway | None = None
         self.bound = asyncio.Event()  # set once the gateway is known; the stream waits for it
         self.stream: StreamConnection | None = None
@@ -483,11 +484,11 @@ class DingTalkAdapter:
         text = str(json.loads(msg.payload).get("text", ""))
         try:
             if card is not None and msg.card_id and msg.kind == "card_update" and await self._was_sent(msg.card_id, handle):
-                rendered = render_standard_card(card, msg.card_id, image=self.charts.get(msg.card_id))
+                rendered = render_standard_card(card, msg.card_id, image=await self.charts.get(msg.card_id))
                 await self.client.call("PUT", "/v1.0/im/robots/interactiveCards", {"cardBizId": msg.card_id, "cardData": json.dumps(rendered, ensure_ascii=False)})
                 return Delivered(platform_handle=msg.card_id)
             if card is not None and msg.card_id and msg.kind in ("card", "card_update"):
-                card, media_id = await self.charts.prepare(msg.card_id, card)
+                card, media_id = await self.charts.prepare(msg, card)
                 body = {
                     "cardTemplateId": "StandardCard", "robotCode": self.config.robot_code, "cardBizId": msg.card_id,
                     "cardData": json.dumps(render_standard_card(card, msg.card_id, image=media_id), ensure_ascii=False),

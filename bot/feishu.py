@@ -11,9 +11,11 @@ Inbound (event subscription v2 over HTTP, /work/shared/platforms.md §3.1):
 2. De-duplicate: messages are stored under ``msg:<message_id>`` (stable across webhook
    retries *and* long-connection backfill, where ``event_id`` changes), and every
    ``event_id`` is also remembered in a replay cache so a retry is dropped before any work.
-3. Store in the inbox, then answer 200. Anything slow (fetching a merged-forward record's
-   children, downloading a voice note for speech-to-text) runs after the answer, and the
-   event is stored when it is complete (see :meth:`FeishuAdapter._later`).
+3. Store in the inbox, then answer 200. An event that needs something slow (fetching a
+   merged-forward record's children, downloading a voice note for speech-to-text) is
+   stored ``incomplete`` before the answer; the gateway's completion worker then calls
+   :meth:`FeishuAdapter.complete` from the stored row (retries with backoff, resumes after
+   a restart), so nothing acknowledged is lost even to ``kill -9``.
 
 Card clicks (``card.action.trigger``) are answered within Feishu's 3 s: if the handler is
 done within ``gateway.inline_answer_seconds`` the answer carries a toast and the updated
@@ -28,11 +30,9 @@ card is refused.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -51,7 +51,7 @@ from bot.crypto import (
     check_fresh,
     verify_feishu_token,
 )
-from bot.gateway import Delivered, DeliveryError, Gateway
+from bot.gateway import CompletionError, Delivered, DeliveryError, Gateway
 from bot.http import ChartUploads, LazyHttp, json_object
 from bot.keys import GATEWAY
 from bot.ratelimit import RateLimiter
@@ -104,8 +104,6 @@ class FeishuConfig:
     merge_forward_max_items: int = 50
     per_user_per_s: int = 5
     http_timeout_s: float = 10.0
-    background_retries: int = 3
-    background_retry_delay_s: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeishuConfig:
@@ -135,8 +133,6 @@ class FeishuConfig:
             merge_forward_max_items=int(raw.get("merge_forward_max_items", 50)),
             per_user_per_s=int(raw.get("per_user_per_s", 5)),
             http_timeout_s=float(raw.get("http_timeout_s", 10.0)),
-            background_retries=int(raw.get("background_retries", 3)),
-            background_retry_delay_s=float(raw.get("background_retry_delay_s", 1.0)),
         )
 
 
@@ -354,10 +350,11 @@ class FeishuAdapter:
         self.limiter = RateLimiter(config.per_user_per_s, 1.0, ctx.clock)
         self._callback_tokens: dict[str, _CallbackToken] = {}
         self._message_ids: dict[str, str] = {}  # our card id -> Feishu message id (cards without a CardHandle)
-        # Our card id -> image_key of its uploaded chart, kept so updates keep the chart.
-        self.charts = ChartUploads(NAME, IMAGE_LIMITS, self.client.upload_image, (FeishuApiError,), _transient)
+        # Uploaded charts, recorded in the database so card updates (and deliveries resumed
+        # after a restart) keep the chart without uploading it again.
+        self.charts = ChartUploads(NAME, IMAGE_LIMITS, self.client.upload_image, (FeishuApiError,), _transient,
+                                   db=db, clock=ctx.clock)  # image_key does not expire
         self._answered_inline: set[str] = set()
-        self._background: set[asyncio.Task[None]] = set()
         self.gateway: Gateway | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -369,17 +366,14 @@ class FeishuAdapter:
         """Nothing to connect in HTTP mode; the client session opens lazily."""
 
     async def close(self) -> None:
-        """Finish background expansions (bounded) and close the HTTP session."""
-        if self._background:
-            _done, pending = await asyncio.wait(self._background, timeout=5)
-            for task in pending:
-                task.cancel()
+        """Close the HTTP session (incomplete events wait in the inbox for the next start)."""
         await self.client.close()
 
     async def settle(self) -> None:
-        """Wait for background work started by callbacks (tests, and clean shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Complete now what callbacks stored incomplete and is due (tests drive time this way)."""
+        if self.gateway is not None:
+            while await self.gateway.complete_due():
+                pass
 
     # ------------------------------------------------------------ inbound
     async def handle_callback(self, request: web.Request, gateway: Gateway) -> web.Response:
@@ -499,15 +493,13 @@ class FeishuAdapter:
         if msg_type in ("text", "post"):
             await self._ingest(key, _replace(base, text=message_text(msg_type, content, message.get("mentions"))))
         elif msg_type == "merge_forward":
-            if not await self._already_stored(key):
-                self._later(key, lambda: self._expand_forward(base, message_id))
+            # Stored as its degraded form (a record without lines) and completed after the ack.
+            await self._ingest(key, _forward_unreadable(base), incomplete=True)
         elif msg_type == "audio":
             file_key = str(content.get("file_key") or "")
             voice = _replace(base, kind="voice", file_ref=file_key, extra={**base.extra, "duration_ms": content.get("duration")})
-            if self.stt is None or not file_key:
-                await self._ingest(key, voice)
-            elif not await self._already_stored(key):
-                self._later(key, lambda: self._transcribe(voice, message_id, file_key))
+            # Without a transcript the handlers ask the rep for 「转文字」.
+            await self._ingest(key, voice, incomplete=self.stt is not None and bool(file_key))
         elif msg_type in ("file", "image", "media"):
             file_key = str(content.get("file_key") or content.get("image_key") or "")
             await self._ingest(key, _replace(base, kind="file", file_ref=file_key, file_name=str(content.get("file_name", ""))))
@@ -515,68 +507,54 @@ class FeishuAdapter:
             await self._ingest(key, _replace(base, kind="file", text=message_text(msg_type, content)))
         return web.json_response({})
 
-    async def _ingest(self, key: str, event: InboundEvent) -> int | None:
+    async def _ingest(self, key: str, event: InboundEvent, *, incomplete: bool = False) -> int | None:
         assert self.gateway is not None
-        return await self.gateway.ingest(key, event)
+        return await self.gateway.ingest(key, event, incomplete=incomplete)
 
-    async def _already_stored(self, key: str) -> bool:
-        from store.models import InboxEvent
+    async def complete(self, event: InboundEvent) -> InboundEvent:
+        """Finish an event stored incomplete: a forward's messages, a voice note's transcript.
 
-        return bool(await self.db.run(lambda s: s.execute(
-            select(col(InboxEvent.id)).where(col(InboxEvent.platform) == NAME, col(InboxEvent.event_key) == key)).first()))
-
-    def _later(self, key: str, build: Callable[[], Awaitable[InboundEvent]]) -> None:
-        """Finish an event after Feishu got its answer, then store it under ``key``.
-
-        Retries ``background_retries`` times; if the platform stays unreachable the event is
-        stored anyway with what is known (an empty record), so the member hears back.
-        Known gap: a crash between the answer and the store loses this one event (Feishu
-        will not redeliver what was answered 200).
+        Runs from the stored row (after the ack, after a restart, possibly twice when a lease
+        ran out): it only reads from Feishu. Network failures, 5xx, rate limits and expired
+        tokens are :class:`CompletionError` to retry; anything else (recalled or deleted
+        message, no access) is permanent and the event is handled as it was stored.
         """
-
-        async def run() -> None:
-            event: InboundEvent | None = None
-            for attempt in range(self.config.background_retries):
-                try:
-                    event = await build()
-                    break
-                except _Degraded as exc:
-                    event = exc.event
-                    if attempt + 1 < self.config.background_retries:
-                        await asyncio.sleep(self.config.background_retry_delay_s * (2**attempt))
-            if event is not None:
-                await self._ingest(key, event)
-
-        task = asyncio.create_task(run(), name=f"feishu-{key}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        message_id = str(event.extra.get("message_id") or "")
+        msg_type = event.extra.get("msg_type")
+        if msg_type == "merge_forward" and message_id:
+            return await self._expand_forward(event, message_id)
+        if msg_type == "audio" and message_id and event.file_ref:
+            return await self._transcribe(event, message_id, event.file_ref)
+        raise CompletionError(f"nothing to complete for a {msg_type!r} message", permanent=True)
 
     async def _expand_forward(self, base: InboundEvent, message_id: str) -> InboundEvent:
-        empty = _replace(base, kind="forward", extra={**base.extra, "expand_error": "fetch_failed"})
         try:
             data = await self.client.call("GET", f"/open-apis/im/v1/messages/{message_id}")
         except FeishuApiError as exc:
-            log.warning("merge_forward fetch failed: %s", exc)
-            raise _Degraded(empty) from exc
+            raise _completion_error(exc, "merge_forward fetch") from exc
         items = data.get("items")
         if not isinstance(items, list):
-            raise _Degraded(empty)
+            raise CompletionError("merge_forward fetch: no items in the answer", permanent=True)
         names = await self._member_names()
         lines = flatten_forward(items, message_id, names, self.config.merge_forward_max_depth, self.config.merge_forward_max_items)
-        return _replace(base, kind="forward", chat_record=tuple(lines), text="")
+        extra = {k: v for k, v in base.extra.items() if k != "expand_error"}
+        return _replace(base, kind="forward", chat_record=tuple(lines), text="", extra=extra)
 
     async def _member_names(self) -> dict[str, str]:
         rows = await self.db.run(lambda s: list(s.execute(select(col(Member.feishu_open_id), col(Member.name)).where(col(Member.feishu_open_id).is_not(None))).all()))
         return {str(oid): str(name) for oid, name in rows}
 
     async def _transcribe(self, voice: InboundEvent, message_id: str, file_key: str) -> InboundEvent:
-        assert self.stt is not None
+        if self.stt is None:
+            raise CompletionError("no speech-to-text configured", permanent=True)
         try:
             audio = await self.client.download(f"/open-apis/im/v1/messages/{message_id}/resources/{file_key}?type=file")
+        except FeishuApiError as exc:
+            raise _completion_error(exc, "voice note download") from exc
+        try:
             text = await self.stt.transcribe(audio, fmt="opus")
-        except Exception as exc:
-            log.warning("voice note transcription failed: %s", type(exc).__name__)
-            raise _Degraded(voice) from exc
+        except Exception as exc:  # noqa: BLE001 - a pluggable service: its failures are retried, then degraded
+            raise CompletionError(f"speech-to-text failed: {type(exc).__name__}") from exc
         return _replace(voice, text=text.strip())
 
     async def _on_card_action(self, event: dict[str, Any], event_id: str, gateway: Gateway) -> web.Response:
@@ -631,7 +609,7 @@ class FeishuAdapter:
                 from cards.model import card_from_dict
 
                 card = card_from_dict(payload["card"])
-                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema(), image_key=self.charts.get(card_id))}
+                answer["card"] = {"type": "raw", "data": render_feishu_card(card, card_id, schema=self._schema(), image_key=await self.charts.get(card_id))}
                 if card.status:
                     answer["toast"] = {"type": "success", "content": card.status[:60]}
                 self._answered_inline.add(row.dedupe_key)
@@ -670,7 +648,7 @@ class FeishuAdapter:
 
     async def _send_card(self, msg: OutboxMessage, card: Card) -> Delivered:
         assert msg.card_id is not None
-        card, image_key = await self.charts.prepare(msg.card_id, card)
+        card, image_key = await self.charts.prepare(msg, card)
         body = {
             "receive_id": msg.recipient, "msg_type": "interactive",
             "content": json.dumps(render_feishu_card(card, msg.card_id, schema=self._schema(), image_key=image_key), ensure_ascii=False),
@@ -693,7 +671,7 @@ class FeishuAdapter:
     async def _update_card(self, card_id: str, card: Card, handle: CardHandle | None) -> Delivered | None:
         """Update the card the member has; None when there is nothing left to update."""
         now = self.clock.now()
-        rendered = render_feishu_card(card, card_id, schema=self._schema(), image_key=self.charts.get(card_id))
+        rendered = render_feishu_card(card, card_id, schema=self._schema(), image_key=await self.charts.get(card_id))
         cb = self._callback_tokens.get(card_id)
         if cb is not None and cb.uses_left > 0 and now < cb.expires_at:
             cb.uses_left -= 1
@@ -719,12 +697,14 @@ class _Malformed(Exception):
     """A callback that passed authentication but is not something we understand (4xx)."""
 
 
-class _Degraded(Exception):
-    """Background enrichment failed; ``event`` is the best we can store instead."""
+def _forward_unreadable(base: InboundEvent) -> InboundEvent:
+    """A merged forward whose messages could not be read: what handlers get if completion fails."""
+    return _replace(base, kind="forward", extra={**base.extra, "expand_error": "fetch_failed"})
 
-    def __init__(self, event: InboundEvent) -> None:
-        super().__init__("degraded")
-        self.event = event
+
+def _completion_error(exc: FeishuApiError, what: str) -> CompletionError:
+    # Retryable as when sending; a 4xx (recalled, deleted, no permission) will not change.
+    return CompletionError(f"{what} failed: {exc}", permanent=not _transient(exc), retry_after=exc.retry_after)
 
 
 def _replace(event: InboundEvent, **changes: Any) -> InboundEvent:

@@ -2,6 +2,11 @@
 
 * :meth:`Gateway.ingest` is the fast path: the verified event is stored under its platform
   key (a redelivery is dropped) and only then may the platform be acknowledged.
+* An event that needs slow work before it can be handled (a forwarded chat's messages to
+  fetch, a voice note to transcribe) is stored ``incomplete`` before the ack; the
+  completion worker runs the adapter's ``complete()`` from the stored row, retrying with
+  backoff, and hands the result (or, when completion fails for good, the degraded event)
+  to the dispatcher. A restart resumes what was incomplete.
 * The dispatcher handles inbox rows one at a time, each in one transaction together with
   the outbox rows it produces, so an event is handled exactly once even across
   ``kill -9`` (pending rows are picked up again on start).
@@ -18,7 +23,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -41,6 +46,13 @@ LEASE = timedelta(seconds=60)
 MAX_DELIVERY_ATTEMPTS = 8
 # Transient failures are retried (backoff capped at 10 min) for at least this long.
 KEEP_TRYING_FOR = timedelta(hours=6)
+# Completion: a try leases its row this long; transient failures back off (2 s doubling,
+# capped) until the event is this old, then it is handled in its degraded form: a member
+# waiting for an answer is better served by "could not read it" than by silence.
+COMPLETE_LEASE = timedelta(seconds=60)
+COMPLETE_GIVE_UP_AFTER = timedelta(minutes=15)
+COMPLETE_BACKOFF_CAP_S = 120.0
+COMPLETE_BATCH = 8
 APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理员会跟进。您可以稍后再试一次。"
 
 
@@ -56,6 +68,7 @@ class _Pending:
     payload: str
     received_at: datetime
     future: asyncio.Future[int | None]
+    incomplete: bool = False
 
 
 def _record_batch(session: Session, batch: list[_Pending], is_sqlite: bool) -> list[int | None]:
@@ -64,8 +77,9 @@ def _record_batch(session: Session, batch: list[_Pending], is_sqlite: bool) -> l
     for i, p in enumerate(batch):
         first.setdefault((p.platform, p.event_key), i)
     rows = [
-        {"platform": p.platform, "event_key": p.event_key, "payload": p.payload, "status": "pending",
-         "attempts": 0, "received_at": p.received_at}
+        {"platform": p.platform, "event_key": p.event_key, "payload": p.payload,
+         "status": "incomplete" if p.incomplete else "pending", "attempts": 0, "received_at": p.received_at,
+         "complete_due_at": p.received_at if p.incomplete else None, "complete_attempts": 0}
         for i, p in enumerate(batch) if first[(p.platform, p.event_key)] == i
     ]
     dialect_insert = sqlite_insert if is_sqlite else pg_insert
@@ -111,13 +125,49 @@ def recipient_for(platform: str, member: Member) -> str | None:
     }.get(platform)
 
 
+class CompletionError(Exception):
+    """``complete()`` could not finish an event this time.
+
+    ``permanent``: it never will (the message was recalled, access refused): the event is
+    handled at once in its degraded form. Otherwise the gateway tries again with backoff
+    (``retry_after`` overrides the step) and degrades only after
+    :data:`COMPLETE_GIVE_UP_AFTER`. ``degraded`` is what the handlers should get then; by
+    default the event as it was stored.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False, degraded: InboundEvent | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.degraded = degraded
+        self.retry_after = retry_after
+
+
 class PlatformAdapter(Protocol):
-    """One per platform, in ``bot/<platform>.py``."""
+    """One per platform, in ``bot/<platform>.py``.
+
+    Optional: ``async def complete(self, event: InboundEvent) -> InboundEvent`` (see
+    :class:`CompletingAdapter`), for adapters that store some events ``incomplete``.
+    """
 
     name: str
 
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:
         """Send one outbox message; raise :class:`DeliveryError` on failure."""
+        ...
+
+
+class CompletingAdapter(PlatformAdapter, Protocol):
+    """An adapter whose events may need slow work after the ack (``ingest(..., incomplete=True)``)."""
+
+    async def complete(self, event: InboundEvent) -> InboundEvent:
+        """The event ready for the handlers, built from the stored one.
+
+        Called from the stored row, possibly in another process or after a restart, and
+        possibly more than once for one event (a lease ran out): it must only read from the
+        platform. Raise :class:`CompletionError` when it cannot finish.
+        """
         ...
 
 
@@ -129,6 +179,7 @@ class Gateway:
         self.ctx = ctx
         self.adapters: dict[str, PlatformAdapter] = {a.name: a for a in adapters}
         self._inbox_wakeup = asyncio.Event()
+        self._complete_wakeup = asyncio.Event()
         self._ingest_queue: list[_Pending] = []
         self._ingest_writer: asyncio.Task[None] | None = None
         self._outbox_wakeup = asyncio.Event()
@@ -140,21 +191,27 @@ class Gateway:
         self.inline_answer_seconds = 2.5
 
     # ---------------------------------------------------------------- fast path
-    async def ingest(self, event_key: str, event: InboundEvent) -> int | None:
+    async def ingest(self, event_key: str, event: InboundEvent, *, incomplete: bool = False) -> int | None:
         """Store ``event`` durably; the inbox id, or None for a duplicate. Ack only after this.
+
+        ``incomplete``: the adapter's ``complete()`` must run before the handlers see the
+        event; ``event`` itself is what they get if completion fails for good, so store it
+        in a form they can answer.
 
         Group commit: callbacks arriving while a transaction is being written wait for the
         next one, so one commit (one fsync, one trip to the database thread) covers many
         requests and every caller still returns only once its row is durable.
         """
+        if incomplete and not callable(getattr(self.adapters.get(event.platform), "complete", None)):
+            raise TypeError(f"adapter {event.platform} has no complete(); cannot store an incomplete event")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int | None] = loop.create_future()
-        self._ingest_queue.append(_Pending(event.platform, event_key, event.to_json(), event.received_at, fut))
+        self._ingest_queue.append(_Pending(event.platform, event_key, event.to_json(), event.received_at, fut, incomplete))
         if self._ingest_writer is None or self._ingest_writer.done():
             self._ingest_writer = asyncio.create_task(self._write_ingested(), name="leadbot-ingest")
         row_id = await fut
         if row_id is not None:
-            self._inbox_wakeup.set()
+            (self._complete_wakeup if incomplete else self._inbox_wakeup).set()
         return row_id
 
     async def _write_ingested(self) -> None:
@@ -182,6 +239,60 @@ class Gateway:
             return False
         finally:
             self._processed.pop(inbox_id, None)
+
+    # ---------------------------------------------------------------- completion
+    async def complete_due(self, limit: int = COMPLETE_BATCH) -> int:
+        """Run ``complete()`` for incomplete events that are due; how many became ready to handle.
+
+        The adapters work outside any transaction (they call platform APIs); each row is
+        leased while they do, so a second process leaves it alone, and a process killed
+        mid-way leaves a lease that simply runs out.
+        """
+        now = self.ctx.clock.now()
+        rows = await self.db.run(lambda s: inbox.claim_incomplete(s, now, limit, COMPLETE_LEASE, skip_locked=not self.db.is_sqlite))
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._complete_one(row) for row in rows))
+        ready = sum(results)
+        if ready:
+            self._inbox_wakeup.set()
+        return ready
+
+    async def _complete_one(self, row: InboxEvent) -> bool:
+        assert row.id is not None
+        row_id = row.id
+        try:
+            stored = InboundEvent.from_json(row.payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            # The dispatcher records an unreadable payload as failed, visibly.
+            await self.db.run(lambda s: inbox.mark_completed(s, row_id, row.payload, f"unreadable payload: {exc}"))
+            return True
+        complete = getattr(self.adapters.get(row.platform), "complete", None)
+        error: CompletionError
+        try:
+            if not callable(complete):
+                raise CompletionError(f"platform {row.platform} cannot complete events (not enabled?)", permanent=True)
+            event: InboundEvent = await complete(stored)
+        except CompletionError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - an adapter bug is retried, then degraded, never lost
+            log.exception("completing inbox %s (%s) crashed", row_id, row.platform)
+            error = CompletionError(f"{type(exc).__name__}: {exc}")
+        else:
+            return await self.db.run(lambda s: inbox.mark_completed(s, row_id, event.to_json()))
+        now = self.ctx.clock.now()
+        step = outbox.backoff(row.complete_attempts + 1, cap_s=COMPLETE_BACKOFF_CAP_S, jitter=self._rng.random())
+        retry_at = now + (timedelta(seconds=error.retry_after) if error.retry_after is not None else step)
+        if not error.permanent and retry_at - row.received_at < COMPLETE_GIVE_UP_AFTER:
+            log.warning("completing inbox %s failed (try %d), again at %s: %s", row_id, row.complete_attempts + 1,
+                        retry_at.isoformat(timespec="seconds"), error.reason)
+            await self.db.run(lambda s: inbox.retry_completion(s, row_id, error.reason, retry_at))
+            return False
+        log.warning("completing inbox %s failed for good, handled degraded: %s", row_id, error.reason)
+        degraded = error.degraded or stored
+        # Handlers can tell a degraded event from a complete one, and say so to the member.
+        degraded = replace(degraded, extra={**degraded.extra, "completion_error": error.reason[:200]})
+        return await self.db.run(lambda s: inbox.mark_completed(s, row_id, degraded.to_json(), error.reason))
 
     # ---------------------------------------------------------------- dispatcher
     def _process_one(self, session: Session) -> int | None:
@@ -374,12 +485,26 @@ class Gateway:
 
     # ---------------------------------------------------------------- lifecycle
     async def drain(self, rounds: int = 20) -> None:
-        """Handle and deliver until nothing is left that is due now (tests and CLI use this)."""
+        """Complete, handle and deliver until nothing is left that is due now (tests and CLI use this)."""
         for _ in range(rounds):
+            completed = await self.complete_due()
             handled = await self.dispatch_pending()
             sent = await self.deliver_due()
-            if not handled and not sent:
+            if not completed and not handled and not sent:
                 return
+
+    async def _completion_loop(self) -> None:
+        while True:
+            self._complete_wakeup.clear()
+            try:
+                while await self.complete_due():
+                    pass
+            except Exception:  # noqa: BLE001 - keep the loop alive; the rows stay incomplete
+                log.exception("completion round failed")
+            try:
+                await asyncio.wait_for(self._complete_wakeup.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
 
     async def _dispatcher_loop(self) -> None:
         while True:
@@ -413,6 +538,7 @@ class Gateway:
     def start(self) -> None:
         """Start the dispatcher and delivery worker tasks."""
         self._tasks = [
+            asyncio.create_task(self._completion_loop(), name="leadbot-completion"),
             asyncio.create_task(self._dispatcher_loop(), name="leadbot-dispatcher"),
             asyncio.create_task(self._delivery_loop(), name="leadbot-delivery"),
         ]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import delete, select
+from sqlmodel import Session, col
 
 from cards.model import CHART_REFUSED, CHART_TOO_LARGE, Card
+from handlers.context import Clock
+from store.db import Database
+from store.models import ChartUpload, OutboxMessage
 
 log = logging.getLogger("leadbot.charts")
 
@@ -81,43 +88,141 @@ async def json_object_body(request: web.Request, max_body: int = MAX_JSON_BODY) 
     return raw if isinstance(raw, web.Response) else parse_object(raw)
 
 
-class ChartUploads:
-    """Upload each card's chart once and remember the platform's id for it.
+# Charts uploaded for a card are kept this long (Feishu cards can be updated for 14 days,
+# and an update keeps its chart).
+CHART_RECORDS_KEPT = timedelta(days=30)
+# A media id this close to its expiry is uploaded afresh rather than sent.
+CHART_EXPIRY_MARGIN = timedelta(minutes=10)
 
+
+def _chart_record(session: Session, outbox_id: int) -> ChartUpload | None:
+    return session.get(ChartUpload, outbox_id)
+
+
+class ChartUploads:
+    """Upload each card's chart once and remember the platform's id for it, in the database.
+
+    A record per outbox message (:class:`store.models.ChartUpload`) keeps the media id and
+    which parts of the delivery already went out, so a delivery retried after a failure or
+    resumed after a restart reuses the upload while it is valid and does not resend a part.
     Over the platform's size limit, or refused for good, the card goes without its chart
     and says so; a transient failure propagates, so the whole delivery is retried and
     nothing is shown half-done.
     """
 
     def __init__(self, platform: str, limits: Mapping[str, int], upload: Callable[[bytes], Awaitable[str]],
-                 errors: tuple[type[Exception], ...], transient: Callable[[Any], bool]) -> None:
+                 errors: tuple[type[Exception], ...], transient: Callable[[Any], bool], *,
+                 db: Database, clock: Clock, valid_for: timedelta | None = None) -> None:
         # The limits table is read at each upload, so a changed limit applies at once.
         self.platform, self._limits, self._upload = platform, limits, upload
         self._errors, self._transient = errors, transient
-        self._ids: dict[str, str] = {}
+        self.db, self.clock, self.valid_for = db, clock, valid_for
+        # card id -> (media id, expiry): saves a database read for card updates.
+        self._by_card: dict[str, tuple[str, datetime | None]] = {}
 
-    def get(self, key: str) -> str | None:
-        """The id already uploaded for ``key`` (card updates keep their chart)."""
-        return self._ids.get(key)
+    def _usable(self, expires_at: datetime | None, now: datetime) -> bool:
+        return expires_at is None or expires_at - now > CHART_EXPIRY_MARGIN
 
-    def forget(self, key: str) -> None:
-        """Drop what was remembered for ``key`` once it is delivered."""
-        self._ids.pop(key, None)
+    async def get(self, card_id: str) -> str | None:
+        """The chart id last uploaded for card ``card_id`` and still valid (card updates keep their chart)."""
+        now = self.clock.now()
+        cached = self._by_card.get(card_id)
+        if cached is not None and self._usable(cached[1], now):
+            return cached[0]
 
-    async def prepare(self, key: str, card: Card) -> tuple[Card, str | None]:
+        def latest(session: Session) -> tuple[str, datetime | None] | None:
+            row = session.execute(
+                select(col(ChartUpload.media_id), col(ChartUpload.expires_at))
+                .where(col(ChartUpload.platform) == self.platform, col(ChartUpload.card_id) == card_id,
+                       col(ChartUpload.media_id).is_not(None))
+                .order_by(col(ChartUpload.created_at).desc()).limit(1)
+            ).first()
+            return (str(row[0]), row[1]) if row is not None else None
+
+        found = await self.db.run(latest)
+        if found is None or not self._usable(found[1], now):
+            return None
+        self._by_card[card_id] = found
+        return found[0]
+
+    async def prepare(self, msg: OutboxMessage, card: Card) -> tuple[Card, str | None]:
         """The card to render and its chart's platform id (None when it has no chart)."""
         if not card.image_png:
             return card, None
         if len(card.image_png) > self._limits[self.platform]:
             return card.without_image(CHART_TOO_LARGE), None
-        media = self._ids.get(key)
-        if media is None:
+        assert msg.id is not None
+        outbox_id, card_id = msg.id, msg.card_id
+        digest = hashlib.sha256(card.image_png).hexdigest()
+        now = self.clock.now()
+
+        def reusable(session: Session) -> tuple[str, datetime | None, bool] | None:
+            # This delivery's own upload, or the same picture uploaded for the same card.
+            mine = session.get(ChartUpload, outbox_id)
+            candidates = [mine] if mine is not None else []
+            if card_id:
+                candidates += session.execute(
+                    select(ChartUpload).where(col(ChartUpload.platform) == self.platform, col(ChartUpload.card_id) == card_id,
+                                              col(ChartUpload.image_sha256) == digest)
+                    .order_by(col(ChartUpload.created_at).desc()).limit(1)
+                ).scalars().all()
+            for rec in candidates:
+                if rec.media_id and rec.image_sha256 == digest and self._usable(rec.expires_at, now):
+                    return rec.media_id, rec.expires_at, rec is mine
+            return None
+
+        found = await self.db.run(reusable)
+        if found is None:
             try:
                 media = await self._upload(card.image_png)
             except self._errors as exc:
                 if self._transient(exc):
                     raise
-                log.warning("%s refused the chart of %s (%s); card sent without it", self.platform, key, exc)
+                log.warning("%s refused the chart of %s (%s); card sent without it", self.platform, card_id or outbox_id, exc)
                 return card.without_image(CHART_REFUSED), None
-            self._ids[key] = media
+            expires = now + self.valid_for if self.valid_for is not None else None
+        else:
+            media, expires, own = found
+            if own:
+                return card, media  # recorded when it was uploaded
+
+        def remember(session: Session) -> None:
+            rec = session.get(ChartUpload, outbox_id)
+            if rec is None:
+                rec = ChartUpload(outbox_id=outbox_id, platform=self.platform, card_id=card_id, created_at=now, updated_at=now)
+                # Old records go as new ones come: the table stays small without a job.
+                session.execute(delete(ChartUpload).where(col(ChartUpload.created_at) < now - CHART_RECORDS_KEPT))
+            if rec.media_id != media:
+                rec.media_id, rec.image_sha256, rec.expires_at, rec.updated_at = media, digest, expires, now
+                session.add(rec)
+
+        await self.db.run(remember)
+        if card_id:
+            self._by_card.pop(card_id, None)
         return card, media
+
+    async def sent_parts(self, msg: OutboxMessage) -> dict[str, dict[str, Any]]:
+        """What this delivery already sent (``{part: info}``), from before a failure or a restart."""
+        assert msg.id is not None
+        outbox_id = msg.id
+        rec = await self.db.run(lambda s: _chart_record(s, outbox_id))
+        if rec is None:
+            return {}
+        parts = json_object(rec.parts_json.encode())
+        return {k: v for k, v in parts.items() if isinstance(v, dict)}
+
+    async def mark_part_sent(self, msg: OutboxMessage, part: str, info: dict[str, Any]) -> None:
+        """Record durably that ``part`` of this delivery went out, before sending the next one."""
+        assert msg.id is not None
+        outbox_id, card_id, now = msg.id, msg.card_id, self.clock.now()
+
+        def mark(session: Session) -> None:
+            rec = session.get(ChartUpload, outbox_id) or ChartUpload(
+                outbox_id=outbox_id, platform=self.platform, card_id=card_id, created_at=now, updated_at=now)
+            parts = json_object(rec.parts_json.encode()) if rec.parts_json else {}
+            parts[part] = info
+            rec.parts_json, rec.updated_at = json.dumps(parts, ensure_ascii=False), now
+            session.add(rec)
+
+        await self.db.run(mark)
+

@@ -84,6 +84,7 @@ log = logging.getLogger("leadbot.wecom")
 PLATFORM = "wecom"
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 RESPONSE_CODE_TTL = timedelta(hours=72)
+MEDIA_VALID_FOR = timedelta(days=3)  # temporary media (media/upload)
 TOKEN_EXPIRED = frozenset({40014, 42001})
 # System busy (-1) and API frequency limit (45009) are worth retrying; other codes are not.
 TRANSIENT = frozenset({-1, 45009, 45033})
@@ -249,6 +250,21 @@ class Parsed:
 def task_id_for(card_id: str, generation: int = 0) -> str:
     """WeCom task ids are unique per app: a fresh card for the same ``card_id`` gets a suffix."""
     return card_id if generation == 0 else f"{card_id}@{generation}"
+
+
+def _delivered_to(d: Delivered) -> dict[str, str]:
+    """A sent card part, as the chart record keeps it."""
+    out = {"handle": d.platform_handle or "", "code": d.response_code or ""}
+    if d.handle_expires_at is not None:
+        out["expires"] = d.handle_expires_at.isoformat()
+    return out
+
+
+def _delivered_from(info: dict[str, Any]) -> Delivered:
+    """Inverse of :func:`_delivered_to`."""
+    expires = info.get("expires")
+    return Delivered(platform_handle=str(info.get("handle") or "") or None, response_code=str(info.get("code") or "") or None,
+                     handle_expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None)
 
 
 def card_id_from_task(task_id: str) -> str:
@@ -443,11 +459,11 @@ class WeComAdapter:
         self.speech: SpeechToText = speech or NoSpeechToText()
         self.rejected = 0  # callbacks refused (metrics, tests)
         # A chart card is two messages (template_card, then image). When the image send fails
-        # after the card went out, the retry must not send the card again: WeCom has no
-        # idempotency key, so we remember, per outbox dedupe key, what already went out.
+        # after the card went out, the retry (in this process or after a restart) must not
+        # send the card again: WeCom has no idempotency key, so the chart record in the
+        # database says what already went out. Temporary media live 3 days.
         self.charts = ChartUploads(PLATFORM, IMAGE_LIMITS, self.api.upload_image, (WeComError,),
-                                   lambda exc: exc.transient)
-        self._card_sent: dict[str, Delivered] = {}
+                                   lambda exc: exc.transient, db=db, clock=ctx.clock, valid_for=MEDIA_VALID_FOR)
 
     def __repr__(self) -> str:
         return f"WeComAdapter({self.cfg!r})"
@@ -615,17 +631,22 @@ class WeComAdapter:
 
     async def _send_chart_card(self, msg: OutboxMessage, card: Card, card_id: str) -> Delivered:
         """A card, then its chart as an ``image`` message right after it."""
-        card, media_id = await self.charts.prepare(msg.dedupe_key, card)
+        if not card.image_png:
+            return await self._send_card(msg, card, card_id, 0)
+        card, media_id = await self.charts.prepare(msg, card)
         card = card.without_image()  # the chart travels as its own image message
-        delivered = self._card_sent.get(msg.dedupe_key) or await self._send_card(msg, card, card_id, 0)
-        if media_id is None:
-            return delivered
-        self._card_sent[msg.dedupe_key] = delivered
+        if media_id is None:  # left out (too large, refused): the card says so
+            return await self._send_card(msg, card, card_id, 0)
+        sent = (await self.charts.sent_parts(msg)).get("card")
+        if sent is not None:
+            delivered = _delivered_from(sent)
+        else:
+            delivered = await self._send_card(msg, card, card_id, 0)
+            # Durable before the image goes: a retry after a crash sends only the image.
+            await self.charts.mark_part_sent(msg, "card", _delivered_to(delivered))
         body = self._base(msg.recipient, msg)
         body.update(msgtype="image", image={"media_id": media_id})
         await self._send(msg, body)
-        self._card_sent.pop(msg.dedupe_key, None)
-        self.charts.forget(msg.dedupe_key)
         return delivered
 
     async def deliver(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> Delivered:

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from store.models import InboxEvent
 
 MAX_ATTEMPTS = 3
 
 
-def record(session: Session, platform: str, event_key: str, payload: str, received_at: datetime) -> int | None:
-    """Store an event under its platform key; the new row id, or None for a redelivery."""
+def record(session: Session, platform: str, event_key: str, payload: str, received_at: datetime, *, incomplete: bool = False) -> int | None:
+    """Store an event under its platform key; the new row id, or None for a redelivery.
+
+    ``incomplete``: the event waits for its adapter's completion before it is handled.
+    """
     existing = session.execute(
         select(InboxEvent.id).where(InboxEvent.platform == platform, InboxEvent.event_key == event_key)
     ).scalar_one_or_none()
     if existing is not None:
         return None
-    row = InboxEvent(platform=platform, event_key=event_key, payload=payload, received_at=received_at)
+    row = InboxEvent(platform=platform, event_key=event_key, payload=payload, received_at=received_at,
+                     status="incomplete" if incomplete else "pending", complete_due_at=received_at if incomplete else None)
     try:
         with session.begin_nested():
             session.add(row)
@@ -37,6 +41,47 @@ def claim_next(session: Session, *, skip_locked: bool) -> InboxEvent | None:
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     return session.execute(stmt).scalars().first()
+
+
+def claim_incomplete(session: Session, now: datetime, limit: int, lease: timedelta, *, skip_locked: bool) -> list[InboxEvent]:
+    """Incomplete events whose next try is due, leased for ``lease`` (another process skips them meanwhile)."""
+    stmt = (
+        select(InboxEvent)
+        .where(col(InboxEvent.status) == "incomplete", col(InboxEvent.complete_due_at) <= now)
+        .order_by(col(InboxEvent.id))
+        .limit(limit)
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.execute(stmt).scalars())
+    for row in rows:
+        row.complete_due_at = now + lease
+        session.add(row)
+    return rows
+
+
+def mark_completed(session: Session, event_id: int, payload: str, error: str | None = None) -> bool:
+    """Store the completed (or degraded) event and hand it to the dispatcher.
+
+    Conditional on the row still being ``incomplete``: when two workers finished the same
+    row (a lease ran out), the second changes nothing, and the handlers see it once.
+    """
+    values: dict[str, object] = {"payload": payload, "status": "pending", "complete_due_at": None}
+    if error is not None:
+        values["error"] = error[:500]
+    result = session.execute(
+        update(InboxEvent).where(col(InboxEvent.id) == event_id, col(InboxEvent.status) == "incomplete").values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def retry_completion(session: Session, event_id: int, error: str, due_at: datetime) -> None:
+    """A try failed for a reason that may pass: count it and try again at ``due_at``."""
+    session.execute(
+        update(InboxEvent)
+        .where(col(InboxEvent.id) == event_id, col(InboxEvent.status) == "incomplete")
+        .values(complete_attempts=col(InboxEvent.complete_attempts) + 1, complete_due_at=due_at, error=error[:500])
+    )
 
 
 def mark_done(session: Session, event_id: int, now: datetime) -> None:

@@ -179,7 +179,11 @@ class InboxEvent(SQLModel, table=True):
     """A verified inbound event, stored before the platform is acknowledged.
 
     ``(platform, event_key)`` is unique: a redelivery is acknowledged and dropped.
-    status: ``pending`` → ``done`` | ``failed`` (handler raised N times; kept for an admin).
+    status: ``incomplete`` → ``pending`` → ``done`` | ``failed`` (handler raised N times;
+    kept for an admin). ``incomplete`` rows still need their adapter's ``complete()``
+    (fetch a forwarded record's messages, transcribe a voice note) before any handler may
+    see them; ``complete_due_at`` is when the next try may start (a try in progress leases
+    the row by moving it forward), ``complete_attempts`` counts the tries that failed.
     """
 
     __table_args__ = (UniqueConstraint("platform", "event_key", name="uq_inbox_platform_key"),)
@@ -193,6 +197,9 @@ class InboxEvent(SQLModel, table=True):
     error: Optional[str] = Field(default=None, max_length=500)
     received_at: datetime = _ts_required()  # type: ignore[assignment]
     processed_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    complete_due_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    # server_default: rows stored before migration 0005 count as never tried.
+    complete_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -233,6 +240,29 @@ class CardHandle(SQLModel, table=True):
     response_code: Optional[str] = Field(default=None, max_length=255)
     handle_expires_at: Optional[datetime] = _ts()  # type: ignore[assignment]
     created_at: datetime = _ts_required()  # type: ignore[assignment]
+    updated_at: datetime = _ts_required()  # type: ignore[assignment]
+
+
+class ChartUpload(SQLModel, table=True):
+    """A chart uploaded to a platform for one outbox message, and which parts of that
+    delivery already went out, so a retried or resumed delivery (after a restart) reuses the
+    upload while it is valid and never sends a part twice.
+
+    ``media_id``: the platform's id for the image (WeCom ``media_id``, 3 days; Feishu
+    ``image_key``; DingTalk ``media_id``), valid until ``expires_at`` (None: no limit);
+    another delivery of the same card reuses it when ``image_sha256`` matches.
+    ``parts_json``: ``{part: {...}}`` for each part sent (WeCom sends the card, then the
+    image as its own message; ``card`` keeps what the send returned).
+    """
+
+    outbox_id: int = Field(primary_key=True)
+    platform: str = Field(max_length=16)
+    card_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    media_id: Optional[str] = Field(default=None, max_length=255)
+    image_sha256: Optional[str] = Field(default=None, max_length=64)  # same picture, same upload
+    expires_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+    parts_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    created_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
     updated_at: datetime = _ts_required()  # type: ignore[assignment]
 
 

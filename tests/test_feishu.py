@@ -239,6 +239,8 @@ async def test_merge_forward_is_fetched_after_the_ack_and_becomes_a_chat_record(
     resp = await env.post(msg)
     assert resp.status == 200
     await env.adapter.settle()
+    env.clock.advance(seconds=3)  # past the first backoff step
+    await env.adapter.settle()
     rows = await env.client.app[GATEWAY].db.run(lambda s: list(s.execute(select(InboxEvent)).scalars()))
     assert len(rows) == 1
     event = json.loads(rows[0].payload)
