@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 from sqlalchemy import text as sql_text
@@ -16,11 +17,13 @@ from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
 from handlers import leads
 from store import outbox
+from store.db import GroupCommit
 
 log = logging.getLogger("leadbot.api")
 
 
 _error = error_response
+INTAKES = web.AppKey("intakes", GroupCommit)
 
 
 async def create_lead(request: web.Request) -> web.Response:
@@ -44,12 +47,7 @@ async def create_lead(request: web.Request) -> web.Response:
     except leads.LeadFormError as exc:
         return _error(400, "线索信息有误 / invalid lead", fields=exc.errors)
 
-    def store(session: Session) -> leads.IntakeResult:
-        result = leads.intake(session, form, gateway.ctx)
-        gateway.enqueue(session, result.outgoing, gateway.ctx.clock.now())
-        return result
-
-    result = await gateway.db.run(store)
+    result = await request.app[INTAKES].submit(form)
     gateway.notify_outbox()
     return web.json_response({"lead_id": result.lead_id, "status": result.status, "owner": result.owner}, status=201)
 
@@ -93,8 +91,28 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
 
+async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Lead posts are group-committed: the ones arriving while a batch is written share the next."""
+    gateway = app[GATEWAY]
+
+    def take_in(session: Session, forms: Sequence[leads.LeadForm]) -> list[leads.IntakeResult]:
+        results = leads.intake_many(session, forms, gateway.ctx)
+        now = gateway.ctx.clock.now()
+        for result in results:
+            gateway.enqueue(session, result.outgoing, now)
+        return results
+
+    intakes: GroupCommit[leads.LeadForm, leads.IntakeResult] = GroupCommit(gateway.db, take_in)
+    app[INTAKES] = intakes
+    try:
+        yield
+    finally:
+        await intakes.close()
+
+
 def add_routes(app: web.Application) -> None:
-    """Mount the API."""
+    """Mount the API (after the gateway's cleanup context: the intake queue needs it)."""
+    app.cleanup_ctx.append(intake_ctx)
     app.router.add_post("/api/leads", create_lead)
     app.router.add_get("/api/leads/{lead_id}", get_lead)
     app.router.add_get("/healthz", healthz)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cards.model import Card, CardAction, CardField, card_to_dict
 from handlers.actions import ActionKey
 from handlers.assignment import (
+    Assignment,
     AssignmentRules,
     LeadFacts,
     OrgSnapshot,
@@ -37,7 +38,7 @@ from handlers.dedupe import (
     normalize_company,
     normalize_phone,
 )
-from handlers.scoring import default_scoring, recompute_lead
+from handlers.scoring import default_scoring, score_new_lead
 from nlp.calendar import SHANGHAI
 from nlp.provinces import canonical_province
 from store.models import (
@@ -211,12 +212,16 @@ ROTATION_ROW = "assignment"
 PREVIOUS_OWNER = re.compile(r"^→ ([A-Za-z0-9_.\-]+)")
 
 
-def org_snapshot(session: Session, rules: AssignmentRules, now: datetime) -> OrgSnapshot:
+def org_snapshot(session: Session, rules: AssignmentRules, now: datetime, members: Sequence[Member]) -> OrgSnapshot:
     """The organisation as the assignment engine sees it at ``now`` (counts of today, 90-day wins)."""
     local = now.astimezone(SHANGHAI)
     start_of_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     # Read through the (assigned_at, owner_id) index: only today's rows, never the whole table.
-    received = Counter(session.execute(select(Lead.owner_id).where(Lead.assigned_at >= start_of_day)).scalars())
+    received = dict(
+        session.execute(
+            select(Lead.owner_id, func.count()).where(Lead.assigned_at >= start_of_day).group_by(Lead.owner_id)
+        ).all()
+    )
     won = dict(
         session.execute(
             select(Opportunity.owner_id, func.coalesce(func.sum(Opportunity.amount_fen), 0))
@@ -234,7 +239,8 @@ def org_snapshot(session: Session, rules: AssignmentRules, now: datetime) -> Org
             daily_capacity=m.daily_capacity, received_today=int(received.get(m.id, 0)),
             won_amount_90d_fen=int(won.get(m.id, 0) or 0), joined_at=m.joined_at,
         )
-        for m in session.execute(select(Member).where(Member.role == "rep").order_by(Member.id)).scalars()
+        for m in sorted(members, key=lambda m: m.id)
+        if m.role == "rep"
     )
     return OrgSnapshot(regions=regions, groups=rules.groups, reps=reps)
 
@@ -267,12 +273,48 @@ def previous_owners(session: Session, lead_id: int) -> frozenset[str]:
 
 
 def facts_of(lead: Lead, owner_id: str | None = None) -> LeadFacts:
-    """What the engine needs to know about ``lead``."""
-    assert lead.id is not None
+    """What the engine needs to know about ``lead`` (a lead being created has no id yet)."""
     return LeadFacts(
-        id=lead.id, province=lead.province, city=lead.city, industry=lead.industry, source=lead.source,
+        id=lead.id or "new", province=lead.province, city=lead.city, industry=lead.industry, source=lead.source,
         budget_fen=lead.budget_fen, score_tier=lead.tier, owner_id=owner_id,
     )
+
+
+@dataclass
+class AssignmentDesk:
+    """The rotation (its row locked) and the organisation, for the decisions of one transaction.
+
+    Several decisions in one transaction (a batch of intakes) share one snapshot: each
+    decision's rotation credits and the chosen rep's count of today are carried forward
+    in memory, so the second lead of a batch sees the first one's effect exactly as if
+    they had been decided one transaction after the other.
+    """
+
+    row: RotationState
+    rotation: EngineRotation
+    org: OrgSnapshot
+    # Held so the session's identity map keeps them: the cards' routing then finds each
+    # recipient without another query (the map only holds weak references).
+    members: Sequence[Member]
+
+    @classmethod
+    def open(cls, session: Session, rules: AssignmentRules, now: datetime) -> AssignmentDesk:
+        """Lock the rotation row and read the organisation as of ``now``."""
+        row = _lock_rotation(session, now)
+        members = session.execute(select(Member)).scalars().all()
+        return cls(row=row, rotation=EngineRotation.from_json(row.state_json), org=org_snapshot(session, rules, now, members), members=members)
+
+    def record(self, decision: Assignment) -> None:
+        """Carry ``decision`` forward to the next decision of this transaction."""
+        self.rotation = decision.rotation
+        if decision.assigned and decision.rep_id is not None:
+            self.org = self.org.with_received(decision.rep_id)
+
+    def save(self, session: Session, now: datetime) -> None:
+        """Persist the rotation (once per transaction)."""
+        self.row.state_json = self.rotation.to_json()
+        self.row.updated_at = now
+        session.add(self.row)
 
 
 def assign(
@@ -293,27 +335,38 @@ def assign(
     lead waits in the manager's unassigned pool and the manager is told.
     """
     assert lead.id is not None
-    rules = ctx.rules
-    row = _lock_rotation(session, now)
-    rotation = EngineRotation.from_json(row.state_json)
-    org = org_snapshot(session, rules, now)
+    desk = AssignmentDesk.open(session, ctx.rules, now)
     if exclude:
         tried = exclude | previous_owners(session, lead.id)
-        decision = next_rep_after_timeout(facts_of(lead), rules, org, rotation, now, excluded=tried, rule_name=lead.rule_name)
+        decision = next_rep_after_timeout(facts_of(lead), ctx.rules, desk.org, desk.rotation, now, excluded=tried, rule_name=lead.rule_name)
     else:
-        decision = decide(facts_of(lead, returning_owner), rules, org, rotation, now)
-    row.state_json = decision.rotation.to_json()
-    row.updated_at = now
-    session.add(row)
+        decision = decide(facts_of(lead, returning_owner), ctx.rules, desk.org, desk.rotation, now)
+    _settle(lead, decision, desk, note, now)
+    desk.save(session, now)
+    session.add(lead)
+    return _announce(session, lead, decision, ctx, now, actor)
 
-    home = org.region_for_province(lead.province)
+
+def _settle(lead: Lead, decision: Assignment, desk: AssignmentDesk, note: str, now: datetime) -> None:
+    """Write ``decision`` onto the lead and carry it forward on the desk."""
+    desk.record(decision)
+    home = desk.org.region_for_province(lead.province)
     lead.region = home.name if home else None
     lead.rule_name = decision.rule_name
     lead.explanation = (f"{note} · " if note else "") + decision.explanation
     lead.updated_at = now
-    if not decision.assigned:
+    if decision.assigned:
+        lead.status, lead.owner_id = "assigned", decision.rep_id
+        lead.assigned_at = now
+        lead.accept_due_at = decision.due_at
+    else:
         lead.status, lead.owner_id, lead.accept_due_at = "unassigned", None, None
-        session.add(lead)
+
+
+def _announce(session: Session, lead: Lead, decision: Assignment, ctx: HandlerContext, now: datetime, actor: str) -> list[Outgoing]:
+    """Audit the decision and tell the one who must act: the rep (a card) or the manager."""
+    assert lead.id is not None
+    if not decision.assigned:
         audit(session, "lead", lead.id, actor, "unassigned", f"{decision.rule_name}：{decision.reason}", now)
         if decision.manager_id is None:
             return []
@@ -324,10 +377,6 @@ def assign(
             )
         ]
     assert decision.rep_id is not None
-    lead.status, lead.owner_id = "assigned", decision.rep_id
-    lead.assigned_at = now
-    lead.accept_due_at = decision.due_at
-    session.add(lead)
     audit(session, "lead", lead.id, actor, "assigned", f"→ {decision.rep_id}（规则：{decision.rule_name}；{lead.explanation}）", now)
     return [send_lead_card(session, lead, decision.rep_id, ctx, now)]
 
@@ -348,17 +397,19 @@ def send_lead_card(session: Session, lead: Lead, rep_id: str, ctx: HandlerContex
 def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | None, Customer | None, str | None]:
     """An earlier lead of the same customer (phone, contact + company, company), its customer and owner."""
     company_norm = normalize_company(form.company)
-    conditions = [Customer.name_norm == company_norm]
+    columns = (Lead.id, Lead.customer_id, Lead.phone_norm, Lead.company, Lead.contact_name, Lead.owner_id, Lead.status, Customer.name_norm)
+    # One indexed lookup per key, not an OR across the join (that scans every lead).
+    same_company = select(*columns).join(Customer, Lead.customer_id == Customer.id).where(Customer.name_norm == company_norm)
+    candidates = same_company
     if form.phone_norm:
-        conditions.append(Lead.phone_norm == form.phone_norm)
-    rows = session.execute(
-        select(Lead, Customer.name_norm)
-        .join(Customer, Lead.customer_id == Customer.id, isouter=True)
-        .where(or_(*conditions))
-        .order_by(Lead.id)
-        .limit(DEDUPE_CANDIDATES)
-    ).all()
-    keys = {lead.id: LeadKeys(id=lead.id, customer_id=lead.customer_id, phone_norm=lead.phone_norm, company_norm=norm or normalize_company(lead.company), contact_name=lead.contact_name) for lead, norm in rows}
+        same_phone = select(*columns).join(Customer, Lead.customer_id == Customer.id, isouter=True).where(Lead.phone_norm == form.phone_norm)
+        candidates = union(same_company, same_phone)  # type: ignore[assignment]
+    rows = session.execute(select(candidates.subquery()).order_by("id").limit(DEDUPE_CANDIDATES)).all()
+    keys = {
+        row.id: LeadKeys(id=row.id, customer_id=row.customer_id, phone_norm=row.phone_norm,
+                         company_norm=row.name_norm or normalize_company(row.company), contact_name=row.contact_name)
+        for row in rows
+    }
     new = lead_keys("new", phone=form.phone, company=form.company, contact_name=form.contact)
     match = find_duplicate(new, keys.values())
     if match is not None and match.key is MatchKey.PHONE and match.existing.company_norm != new.company_norm:
@@ -366,16 +417,16 @@ def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | 
         match = find_duplicate(replace(new, phone_norm=None), keys.values())
     if match is None:
         return None, None, None
-    matched = next(lead for lead, _ in rows if lead.id == match.existing.id)
+    matched = next(row for row in rows if row.id == match.existing.id)
     customer = session.get(Customer, matched.customer_id) if matched.customer_id else None
     owner = (customer.owner_id if customer and customer.owner_id else None) or (matched.owner_id if matched.status in ("assigned", "accepted") else None)
     return match, customer, owner
 
 
-def _new_customer(session: Session, form: LeadForm, now: datetime) -> Customer:
+def _new_customer(session: Session, form: LeadForm, now: datetime, owner: str | None) -> Customer:
     customer = Customer(
         name=form.company, name_norm=normalize_company(form.company), province=form.province, city=form.city,
-        industry=form.industry, budget_fen=form.budget_fen, created_at=now, updated_at=now,
+        industry=form.industry, budget_fen=form.budget_fen, owner_id=owner, created_at=now, updated_at=now,
     )
     session.add(customer)
     session.flush()
@@ -388,35 +439,52 @@ def new_card_id() -> str:
 
 
 def intake(session: Session, form: LeadForm, ctx: HandlerContext) -> IntakeResult:
-    """Store a new lead, de-duplicate it, assign it and queue its card, in the caller's transaction.
+    """Store a new lead, de-duplicate it, assign it and make its card, in the caller's transaction.
 
     A duplicate joins the existing customer (history kept, audit row says which key
     matched) and goes back to that customer's owner when they can take it.
     """
+    return intake_many(session, [form], ctx)[0]
+
+
+def intake_many(session: Session, forms: Sequence[LeadForm], ctx: HandlerContext) -> list[IntakeResult]:
+    """:func:`intake` for several leads in one transaction (group commit), in arrival order.
+
+    One rotation lock, one organisation read and one commit serve them all; each lead is
+    decided as if alone, after the ones before it (see :class:`AssignmentDesk`).
+    """
     now = ctx.clock.now()
+    desk = AssignmentDesk.open(session, ctx.rules, now)
+    results = [_take_in(session, form, ctx, desk, now) for form in forms]
+    desk.save(session, now)
+    return results
+
+
+def _take_in(session: Session, form: LeadForm, ctx: HandlerContext, desk: AssignmentDesk, now: datetime) -> IntakeResult:
+    # Decided before it is written, so the lead's row and its customer's are inserted once, complete.
     match, customer, owner = _find_duplicate(session, form)
-    if customer is None:
-        customer = _new_customer(session, form, now)
     lead = Lead(
-        customer_id=customer.id, company=form.company, contact_name=form.contact, phone=form.phone,
+        company=form.company, contact_name=form.contact, phone=form.phone,
         phone_norm=form.phone_norm, province=form.province, city=form.city, industry=form.industry,
         budget_fen=form.budget_fen, source=form.source, note=form.note, created_at=now, updated_at=now,
     )
+    # The activity score decides the tier that score_tier rules route on (nurture vs sales).
+    score_new_lead(lead, ctx.sales_rules.current.scoring if ctx.sales_rules is not None else default_scoring(), now)
+    decision = decide(facts_of(lead, owner), ctx.rules, desk.org, desk.rotation, now)
+    _settle(lead, decision, desk, match.message if match is not None else "", now)
+    if customer is None:
+        customer = _new_customer(session, form, now, owner=lead.owner_id)
+    elif customer.owner_id is None and lead.owner_id:
+        customer.owner_id = lead.owner_id
+        session.add(customer)
+    lead.customer_id = customer.id
     session.add(lead)
     session.flush()
     assert lead.id is not None
     audit(session, "lead", lead.id, f"source:{form.source}", "created", "", now)
-    # The activity score decides the tier that score_tier rules route on (nurture vs sales).
-    scoring = ctx.sales_rules.current.scoring if ctx.sales_rules is not None else default_scoring()
-    recompute_lead(session, lead, scoring, now)
-    note = ""
     if match is not None:
-        note = match.message
         audit(session, "lead", lead.id, "dedupe", "merged", f"{match.message}（线索 #{match.existing.id}）", now)
-    out = assign(session, lead, ctx, now, "engine", returning_owner=owner, note=note)
-    if customer.owner_id is None and lead.owner_id:
-        customer.owner_id = lead.owner_id
-        session.add(customer)
+    out = _announce(session, lead, decision, ctx, now, "engine")
     return IntakeResult(lead_id=lead.id, status=lead.status, owner=lead.owner_id, outgoing=tuple(out))
 
 

@@ -424,7 +424,11 @@ def customer_record(session: Session, customer: Customer, rules: ScoringRules, n
 def lead_record(session: Session, lead: Lead, rules: ScoringRules) -> dict[str, object]:
     """The formula inputs of one lead."""
     facts = session.get(ScoringFacts, ("lead", lead.id))
-    record = _facts_record(facts.facts_json if facts else None, rules.fact_fields)
+    return _lead_record(lead, rules, facts.facts_json if facts else None)
+
+
+def _lead_record(lead: Lead, rules: ScoringRules, facts_json: str | None) -> dict[str, object]:
+    record = _facts_record(facts_json, rules.fact_fields)
     record.update({"行业": lead.industry or "", "省份": lead.province or "", "城市": lead.city or "",
                    "来源": lead.source or "", "预算": Decimal(lead.budget_fen or 0) / 100})
     return record
@@ -502,13 +506,24 @@ def recompute_customer(session: Session, customer_id: int, rules: ScoringRules, 
 
 def recompute_lead(session: Session, lead: Lead, rules: ScoringRules, now: datetime) -> tuple[Decimal, str] | None:
     """Recompute one lead's activity score and tier (``Lead.score`` in hundredths)."""
+    scored = _score_lead(lead, rules, lead_record(session, lead, rules), now)
+    if scored is not None:
+        session.add(lead)
+    return scored
+
+
+def score_new_lead(lead: Lead, rules: ScoringRules, now: datetime) -> tuple[Decimal, str] | None:
+    """Score a lead that is being created: no facts can be stored for it yet."""
+    return _score_lead(lead, rules, _lead_record(lead, rules, None), now)
+
+
+def _score_lead(lead: Lead, rules: ScoringRules, record: dict[str, object], now: datetime) -> tuple[Decimal, str] | None:
     try:
-        score, tier = lead_score_of(rules, lead_record(session, lead, rules), business_date(now))
+        score, tier = lead_score_of(rules, record, business_date(now))
     except FormulaError:
         return None
     lead.score = int((score * LEAD_SCORE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     lead.tier = tier
-    session.add(lead)
     return score, tier
 
 

@@ -9,10 +9,11 @@ blocks on the database and every unit of work is one transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -125,3 +127,68 @@ class Database:
         """Release connections and threads."""
         self._pool.shutdown(wait=True)
         self.engine.dispose()
+
+
+log = logging.getLogger("leadbot.db")
+
+
+class GroupCommit(Generic[Item, T]):
+    """Many small writes, one transaction each batch: every caller awaits its own result.
+
+    A transaction costs nearly the same for one row as for fifty (SQLite's single writer
+    and its WAL sync, PostgreSQL's round trips and the shared locks a write takes), so
+    under load the items that arrive while one batch is being written go together into
+    the next. Nothing is acknowledged before its batch committed. When a batch fails,
+    its items are retried one per transaction, so a bad item fails alone.
+
+    ``apply(session, items)`` returns one result per item, in order.
+    """
+
+    def __init__(self, db: Database, apply: Callable[[Session, Sequence[Item]], Sequence[T]], *, max_batch: int = 32) -> None:
+        self.db = db
+        self.apply = apply
+        self.max_batch = max_batch
+        self._queue: list[tuple[Item, asyncio.Future[T]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> T:
+        """Write ``item`` with whatever else is waiting; its result once committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="group-commit")
+        # A caller that goes away (client disconnect) must not cancel the batch its item is in.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            if len(batch) == 1:
+                await self._one_by_one(batch)
+                continue
+            items = [item for item, _ in batch]
+            try:
+                results = await self.db.run(lambda s: self.apply(s, items))
+            except Exception:  # noqa: BLE001 - the culprit is isolated below
+                log.warning("group commit of %d items failed; retrying them one per transaction", len(batch), exc_info=True)
+                await self._one_by_one(batch)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _one_by_one(self, batch: list[tuple[Item, asyncio.Future[T]]]) -> None:
+        for item, future in batch:
+            try:
+                result = (await self.db.run(lambda s, item=item: self.apply(s, [item])))[0]  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        """Wait until everything submitted is written (shutdown)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
