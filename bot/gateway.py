@@ -265,7 +265,8 @@ class Gateway:
             stored = InboundEvent.from_json(row.payload)
         except (ValueError, TypeError, KeyError) as exc:
             # The dispatcher records an unreadable payload as failed, visibly.
-            await self.db.run(lambda s: inbox.mark_completed(s, row_id, row.payload, f"unreadable payload: {exc}"))
+            reason = f"unreadable payload: {exc}"
+            await self.db.run(lambda s: inbox.mark_completed(s, row_id, row.payload, reason))
             return True
         complete = getattr(self.adapters.get(row.platform), "complete", None)
         error: CompletionError

@@ -95,8 +95,16 @@ CHART_RECORDS_KEPT = timedelta(days=30)
 CHART_EXPIRY_MARGIN = timedelta(minutes=10)
 
 
-def _chart_record(session: Session, outbox_id: int) -> ChartUpload | None:
-    return session.get(ChartUpload, outbox_id)
+def _own_record(session: Session, msg: OutboxMessage) -> ChartUpload | None:
+    """The chart record of ``msg``, if there is one."""
+    rec = session.get(ChartUpload, msg.id)
+    if rec is not None and (rec.platform != msg.platform or rec.created_at < msg.created_at):
+        # Older than the message itself: a record of a pruned message whose id SQLite
+        # handed out again. Nothing in it is about this delivery.
+        session.delete(rec)
+        session.flush()
+        return None
+    return rec
 
 
 class ChartUploads:
@@ -158,7 +166,7 @@ class ChartUploads:
 
         def reusable(session: Session) -> tuple[str, datetime | None, bool] | None:
             # This delivery's own upload, or the same picture uploaded for the same card.
-            mine = session.get(ChartUpload, outbox_id)
+            mine = _own_record(session, msg)
             candidates = [mine] if mine is not None else []
             if card_id:
                 candidates += session.execute(
@@ -187,7 +195,7 @@ class ChartUploads:
                 return card, media  # recorded when it was uploaded
 
         def remember(session: Session) -> None:
-            rec = session.get(ChartUpload, outbox_id)
+            rec = _own_record(session, msg)
             if rec is None:
                 rec = ChartUpload(outbox_id=outbox_id, platform=self.platform, card_id=card_id, created_at=now, updated_at=now)
                 # Old records go as new ones come: the table stays small without a job.
@@ -203,9 +211,7 @@ class ChartUploads:
 
     async def sent_parts(self, msg: OutboxMessage) -> dict[str, dict[str, Any]]:
         """What this delivery already sent (``{part: info}``), from before a failure or a restart."""
-        assert msg.id is not None
-        outbox_id = msg.id
-        rec = await self.db.run(lambda s: _chart_record(s, outbox_id))
+        rec = await self.db.run(lambda s: _own_record(s, msg))
         if rec is None:
             return {}
         parts = json_object(rec.parts_json.encode())
@@ -217,7 +223,7 @@ class ChartUploads:
         outbox_id, card_id, now = msg.id, msg.card_id, self.clock.now()
 
         def mark(session: Session) -> None:
-            rec = session.get(ChartUpload, outbox_id) or ChartUpload(
+            rec = _own_record(session, msg) or ChartUpload(
                 outbox_id=outbox_id, platform=self.platform, card_id=card_id, created_at=now, updated_at=now)
             parts = json_object(rec.parts_json.encode()) if rec.parts_json else {}
             parts[part] = info
