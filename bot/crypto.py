@@ -288,7 +288,9 @@ def parse_xml(body: bytes | str) -> Element:
     """Parse untrusted XML with defusedxml (no entities, no DTDs, no network)."""
     try:
         root: Element = safe_xml.fromstring(body)
-    except (ParseError, DefusedXmlException, ValueError, TypeError):
+    except (ParseError, DefusedXmlException, ValueError, TypeError, LookupError):
+        # LookupError: expat asks Python for the codec an XML declaration names
+        # (encoding="UTFF-16"), and an unknown name surfaces as LookupError.
         raise CallbackRejected(REASON_BAD_BODY) from None
     return root
 
@@ -312,7 +314,9 @@ def extract_encrypt_field(body: bytes | str) -> str:
     """Return the ``encrypt`` string of a JSON body ``{"encrypt": "…"}`` (DingTalk, Feishu)."""
     try:
         data: Any = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
+        # RecursionError: json's C decoder gives up on ``[[[[…`` a few thousand deep; that
+        # is a malformed body, not a server error.
         raise CallbackRejected(REASON_BAD_BODY) from None
     if not isinstance(data, dict):
         raise CallbackRejected(REASON_BAD_BODY)
