@@ -437,6 +437,8 @@ class Summary:
     heatmap: DwellHeatmap
     reps: tuple[RepCapability, ...]
     names: dict[str, str]
+    # The [metrics] thresholds these figures were computed under (cards name them).
+    definitions: MetricSettings = DEFAULT_SETTINGS
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``GET /api/metrics/summary`` and ``leadbot report --format json``."""
@@ -999,7 +1001,7 @@ def summarise(
         health_by_rep=health_radar(facts, now, clock, lambda f: f.owner_id, settings, flags),
         heatmap=dwell_heatmap(facts, now, clock, settings),
         reps=rep_capabilities(facts, objections, now, clock, names, settings, flags),
-        names=dict(names),
+        names=dict(names), definitions=settings,
     )
 
 

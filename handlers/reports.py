@@ -215,7 +215,7 @@ def build_card(session: Session, req: Request, ctx: HandlerContext) -> Card:
     """Compute the summary for ``req`` and draw its card."""
     now = ctx.clock.now()
     period = metrics.Period.named(req.period_word, now)
-    s = metrics.summary(session, now, period, req.scope, ctx.business_hours)
+    s = metrics.summary(session, now, period, req.scope, ctx.business_hours, metrics.settings_of(ctx))
     label = _scope_label(req, s.names)
     if req.command == "团队看板":
         return team_card(s, label)
@@ -268,7 +268,7 @@ def report_card_fields(s: metrics.Summary) -> tuple[CardField, ...]:
     return (
         CardField("新线索", f"{s.leads} 条（无效 {s.invalid}）"),
         CardField("24小时动作完成率", s.action_24h.rate.pct()),
-        CardField("线索激活率（7天≥2次有效互动）", s.activation_7d.pct()),
+        CardField(f"线索激活率（{s.definitions.activation_days}天≥{s.definitions.activation_interactions}次有效互动）", s.activation_7d.pct()),
         CardField(f"线索黑洞率（{bh.business_hours:g}工时未触达）", bh.overall.pct()),
         CardField("48小时未分配率", s.unassigned_48h.pct()),
         CardField("72小时未触达率", s.untouched_72h.pct()),
