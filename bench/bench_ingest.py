@@ -141,7 +141,9 @@ def _feishu_requests(n: int, tag: int) -> list[Req]:
 def _dingtalk_message(i: int, tag: int, now_ms: int) -> dict[str, Any]:
     from tests.dingtalk_fakes import robot_message
 
-    return robot_message("dt_zhangwei", f"{FILLER}#{i}", msg_id=f"msgbench{tag}x{i}", created_ms=now_ms)
+    # Real robot messages carry a sessionWebhook; the adapter keeps it for replies.
+    return robot_message("dt_zhangwei", f"{FILLER}#{i}", msg_id=f"msgbench{tag}x{i}", created_ms=now_ms,
+                         webhook=f"https://oapi.dingtalk.com/robot/sendBySession?session=bench{tag}x{i}")
 
 
 def _dingtalk_robot_requests(n: int, tag: int) -> list[Req]:
@@ -182,8 +184,9 @@ class Case:
     requests: Callable[[int, int], list[Req]]
 
 
-_SUCCESS_SHAPE = (b'{"msg_signature": "0000000000000000000000000000000000000000", "timeStamp": "1773108000000", '
-                  b'"nonce": "000000000000", "encrypt": "' + b"A" * 108 + b'"}')
+# The size of our encrypted "success" (rand16 + len4 + "success" + 20-byte app key, padded to 64 bytes: 88 base64 chars).
+_SUCCESS_SHAPE = (b'{"msg_signature": "0000000000000000000000000000000000000000", "encrypt": "' + b"A" * 86 + b'==", '
+                  b'"timeStamp": "1773108000000", "nonce": "000000000000"}')
 
 CASES: dict[str, Case] = {
     "wecom": Case("wecom", "wecom", "/callback/wecom", b"", "text/plain", _wecom_settings, _wecom_requests),
