@@ -9,7 +9,7 @@ shape must stay JSON-serialisable and backward compatible.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -49,8 +49,10 @@ class InboundEvent:
 
     def to_json(self) -> str:
         """Serialise for the inbox."""
-        data = asdict(self)
+        # A shallow copy: asdict's deep copy was a fifth of a callback's ingest CPU.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["received_at"] = self.received_at.isoformat()
+        data["chat_record"] = [{f.name: getattr(line, f.name) for f in fields(line)} for line in self.chat_record]
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
