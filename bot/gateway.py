@@ -50,6 +50,8 @@ KEEP_TRYING_FOR = timedelta(hours=6)
 # capped) until the event is this old, then it is handled in its degraded form: a member
 # waiting for an answer is better served by "could not read it" than by silence.
 COMPLETE_LEASE = timedelta(seconds=60)
+# A try that outlived its lease would race another worker's: it is cut off well before.
+COMPLETE_TIMEOUT_S = 45.0
 COMPLETE_GIVE_UP_AFTER = timedelta(minutes=15)
 COMPLETE_BACKOFF_CAP_S = 120.0
 COMPLETE_BATCH = 8
@@ -273,9 +275,11 @@ class Gateway:
         try:
             if not callable(complete):
                 raise CompletionError(f"platform {row.platform} cannot complete events (not enabled?)", permanent=True)
-            event: InboundEvent = await complete(stored)
+            event: InboundEvent = await asyncio.wait_for(complete(stored), COMPLETE_TIMEOUT_S)
         except CompletionError as exc:
             error = exc
+        except asyncio.TimeoutError:
+            error = CompletionError(f"no answer within {COMPLETE_TIMEOUT_S:.0f} s")
         except Exception as exc:  # noqa: BLE001 - an adapter bug is retried, then degraded, never lost
             log.exception("completing inbox %s (%s) crashed", row_id, row.platform)
             error = CompletionError(f"{type(exc).__name__}: {exc}")
