@@ -78,6 +78,11 @@ class BadQuery(ValueError):
     """A query parameter we cannot use; the message is the bilingual reason."""
 
 
+# Before 1901 Shanghai is on local mean time (+08:05:43, not an RFC 3339 offset), and near
+# date.max the day after ``until`` does not exist: neither is a period anyone reports on.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def period_from_query(query: dict[str, str] | object, now: datetime) -> metrics.Period:
     """``period=week|month|last_week|last_month`` or ``since=YYYY-MM-DD[&until=YYYY-MM-DD]``; default this week."""
     get = getattr(query, "get")
@@ -88,6 +93,8 @@ def period_from_query(query: dict[str, str] | object, now: datetime) -> metrics.
             end = date.fromisoformat(until) if until else None
         except ValueError:
             raise BadQuery("日期格式应为 YYYY-MM-DD / dates must be YYYY-MM-DD") from None
+        if not all(EARLIEST <= d <= LATEST for d in (start, end) if d is not None):
+            raise BadQuery(f"日期应在 {EARLIEST} 至 {LATEST} 之间 / dates must be within {EARLIEST}..{LATEST}")
         if end is not None and end < start:
             raise BadQuery("until 早于 since / until is before since")
         return metrics.Period.since(start, now, end)
@@ -108,6 +115,9 @@ async def summary(request: web.Request) -> web.Response:
     rep = request.query.get("rep") or None
     if (region and len(region) > 64) or (rep and len(rep) > 64):
         return web.json_response({"error": "参数过长 / parameter too long"}, status=400)
+    if "\x00" in (region or "") + (rep or ""):
+        # "%00" decodes to NUL, which PostgreSQL refuses even in a comparison.
+        return web.json_response({"error": "参数含有 NUL 字符 / parameter holds NUL"}, status=400)
     scope = metrics.Scope(region=region, rep=rep)
     hours = gateway.ctx.business_hours
     result = await gateway.db.run(lambda s: metrics.summary(s, now, period, scope, hours))

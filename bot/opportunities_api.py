@@ -28,6 +28,7 @@ from sqlmodel import Session
 from bot.config import Settings, load
 from bot.http import json_object_body
 from bot.keys import DATABASE, GATEWAY, SETTINGS
+from bot.sandbox import storable
 from handlers import opportunities
 from handlers.leads import parse_budget_fen
 from handlers.opportunities import RulesBook, SalesRules
@@ -52,8 +53,31 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
 
 
+# Ids are PostgreSQL INTEGER columns: a larger number cannot name a row, and asking the
+# database about it fails (SQLite cannot even bind it) instead of finding nothing.
+MAX_ID = 2**31 - 1
+MAX_NAME = 200  # Opportunity.name
+
+
 def _id(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+    """A path id: ASCII digits only, else None (a 400); beyond MAX_ID it is 0, which no row has."""
+    # isascii: "²".isdigit() is true, but int("²") raises.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else 0
+
+
+def _body_id(value: Any) -> int | None:
+    """A JSON id: an integer (not true/false) that a row can have, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        return None
+    return value
+
+
+def _text_ok(value: str, limit: int) -> bool:
+    # VARCHAR(n) on PostgreSQL refuses longer values.
+    return len(value) <= limit and storable(value)
 
 
 async def get_opportunity(request: web.Request) -> web.Response:
@@ -78,23 +102,32 @@ async def create_opportunity(request: web.Request) -> web.Response:
     try:
         amount_fen = parse_budget_fen(data.get("amount"))
         close_on = date.fromisoformat(data["expected_close_on"]) if data.get("expected_close_on") else None
-    except (ValueError, TypeError):
+    except (ArithmeticError, ValueError, TypeError):
+        # ArithmeticError: an amount of NaN (Python's JSON reader accepts it) fails the range check.
         return _error(400, "金额或预计签约日期格式有误 / bad amount or expected_close_on")
-    lead_id, customer_id = data.get("lead_id"), data.get("customer_id")
-    if not isinstance(lead_id, int) and not isinstance(customer_id, int):
+    raw_lead, raw_customer = data.get("lead_id"), data.get("customer_id")
+    if raw_lead is None and raw_customer is None:
         return _error(400, "需要 lead_id 或 customer_id / lead_id or customer_id required")
+    lead_id, customer_id = _body_id(raw_lead), _body_id(raw_customer)
+    if (raw_lead is not None and lead_id is None) or (raw_customer is not None and customer_id is None):
+        return _error(400, "lead_id 与 customer_id 应为正整数 / lead_id and customer_id must be positive integers")
+    name, owner_given = data.get("name"), data.get("owner")
+    if name is not None and not (isinstance(name, str) and _text_ok(name, MAX_NAME)):
+        return _error(400, f"name 应为不超过 {MAX_NAME} 字的文本 / name must be text of at most {MAX_NAME} characters")
+    if owner_given is not None and not (isinstance(owner_given, str) and _text_ok(owner_given, 64)):
+        return _error(400, "负责人不存在 / unknown owner")
 
     def store(session: Session) -> dict[str, Any] | str:
-        lead = session.get(Lead, lead_id) if isinstance(lead_id, int) else None
-        customer = session.get(Customer, customer_id if isinstance(customer_id, int) else (lead.customer_id if lead else None) or -1)
+        lead = session.get(Lead, lead_id) if lead_id is not None else None
+        customer = session.get(Customer, customer_id if customer_id is not None else (lead.customer_id if lead else None) or -1)
         if lead is None and customer is None:
             return "线索或客户不存在 / no such lead or customer"
-        owner = data.get("owner") or (lead.owner_id if lead else None) or (customer.owner_id if customer else None)
+        owner = owner_given or (lead.owner_id if lead else None) or (customer.owner_id if customer else None)
         if not isinstance(owner, str) or session.get(Member, owner) is None:
             return "负责人不存在 / unknown owner"
-        name = data.get("name") or f"{(lead.company if lead else customer.name if customer else '')} 商机"
+        title = name or f"{(lead.company if lead else customer.name if customer else '')[:MAX_NAME - 3]} 商机"
         opp = opportunities.create_opportunity(
-            session, gateway.ctx, owner_id=owner, name=str(name), actor="api", why="接口建档",
+            session, gateway.ctx, owner_id=owner, name=title, actor="api", why="接口建档",
             customer_id=customer.id if customer else None, lead_id=lead.id if lead else None,
             amount_fen=amount_fen, expected_close_on=close_on,
             entered_at=lead.accepted_at if lead and lead.accepted_at else None,
@@ -116,14 +149,14 @@ async def post_facts(request: web.Request) -> web.Response:
     data = await json_object_body(request)
     if isinstance(data, web.Response):
         return data
-    entity, entity_id, facts = data.get("entity"), data.get("id"), data.get("facts")
-    if entity not in ("customer", "lead") or not isinstance(entity_id, int) or not isinstance(facts, dict):
-        return _error(400, "需要 entity（customer|lead）、id 和 facts 对象 / entity, id and facts required")
+    entity, entity_id, facts = data.get("entity"), _body_id(data.get("id")), data.get("facts")
+    if entity not in ("customer", "lead") or entity_id is None or not isinstance(facts, dict):
+        return _error(400, "需要 entity（customer|lead）、id（正整数）和 facts 对象 / entity, id and facts required")
     rules = request.app[RULES].current.scoring
 
     def store(session: Session) -> dict[str, Any] | str:
         try:
-            return set_facts(session, str(entity), int(entity_id), facts, rules, gateway.ctx.clock.now())
+            return set_facts(session, str(entity), entity_id, facts, rules, gateway.ctx.clock.now())
         except LookupError as exc:
             return f"404:{exc}"
         except ValueError as exc:

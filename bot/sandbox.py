@@ -75,8 +75,23 @@ def _bad_request(reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=400)
 
 
+def storable(value: str) -> bool:
+    """Text a database can hold: PostgreSQL refuses NUL, and a lone surrogate (JSON's
+    ``"\\ud800"``) cannot be encoded at all. Refused at the edge, so no handler fails on it."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+UNSTORABLE = "含有无法保存的字符（NUL 或不成对的代理项）/ text holds NUL or a lone surrogate"
+
+
 async def _member(gateway: Gateway, user: Any) -> Member | None:
-    if not isinstance(user, str) or not user or len(user) > 64:
+    if not isinstance(user, str) or not user or len(user) > 64 or not storable(user):
         return None
     return await gateway.db.run(lambda s: s.get(Member, user))
 
@@ -95,8 +110,10 @@ async def send(request: web.Request) -> web.Response:
         return _bad_request("消息内容不能为空 / text is required")
     if len(text) > MAX_TEXT:
         return _bad_request(f"消息过长（最多 {MAX_TEXT} 字）/ text too long")
-    now = gateway.ctx.clock.now()
     msg_id = str(data.get("client_msg_id") or uuid.uuid4().hex)[:64]
+    if not storable(text) or not storable(msg_id):
+        return _bad_request(UNSTORABLE)
+    now = gateway.ctx.clock.now()
     event = InboundEvent(platform="sandbox", platform_user=member.id, kind="text", received_at=now, conversation=member.id, text=text)
 
     def echo(session: Session) -> None:
@@ -120,9 +137,11 @@ async def action(request: web.Request) -> web.Response:
     card_id, key = data.get("card_id"), data.get("action")
     if not isinstance(card_id, str) or not card_id or len(card_id) > 64 or not isinstance(key, str) or not key or len(key) > 256:
         return _bad_request("缺少 card_id 或 action / card_id and action are required")
+    click_id = str(data.get("click_id") or uuid.uuid4().hex)[:64]
+    if not (storable(card_id) and storable(key) and storable(click_id)):
+        return _bad_request(UNSTORABLE)
     now = gateway.ctx.clock.now()
     event = InboundEvent(platform="sandbox", platform_user=member.id, kind="card_action", received_at=now, conversation=member.id, card_id=card_id, action=key)
-    click_id = str(data.get("click_id") or uuid.uuid4().hex)[:64]
     inbox_id = await gateway.ingest(f"click:{click_id}", event)
     handled = False
     if inbox_id is not None:
