@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot import api, metrics_api, opportunities_api, sandbox
+from bot import api, metrics_api, openapi, opportunities_api, sandbox
 from bot.config import Settings
 from bot.gateway import Gateway, PlatformAdapter
 from bot.keys import DATABASE, GATEWAY, SCHEDULER, SETTINGS
@@ -182,6 +182,7 @@ def create_app(
     app.cleanup_ctx.append(config_watch_ctx)
     api.add_routes(app)
     metrics_api.add_routes(app)
+    openapi.add_routes(app)
     # Opportunities, scores and rules reload; its cleanup ctx attaches the rules book to the gateway's ctx.
     opportunities_api.add_routes(app)
     if settings.platform_enabled("sandbox"):
