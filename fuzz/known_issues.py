@@ -36,6 +36,11 @@ class KnownIssue:
 
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
+    # wecom_callback reaches the same ActionKey.unpack through a card-button EventKey.
+    KnownIssue(
+        "wecom_callback", (UnicodeEncodeError, TypeError), "handlers/actions.py",
+        ("crash-card-event-non-ascii-signature",), "see the chat_commands entry for handlers/actions.py",
+    ),
     KnownIssue(
         "config_parse", (TypeError, AttributeError, KeyError, RecursionError), "bot/config.py",
         ("crash-member-without-role", "crash-members-not-a-list", "crash-region-not-a-table", "crash-deep-array"),
@@ -51,10 +56,12 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "leads.parse_budget_fen does, ≤ 1e12), and answer with the polite hint",
     ),
     KnownIssue(
-        "chat_commands", (UnicodeEncodeError,), "handlers/actions.py",
-        ("crash-actionkey-lone-surrogate",),
+        "chat_commands", (UnicodeEncodeError, TypeError), "handlers/actions.py",
+        ("crash-actionkey-lone-surrogate", "crash-actionkey-non-ascii-signature"),
         "ActionKey.unpack(): `packed.encode()` raises UnicodeEncodeError for a lone surrogate, which Feishu/DingTalk/"
-        "sandbox JSON (\\ud800) delivers; encode with errors='surrogatepass' (or catch it) and raise BadAction",
+        "sandbox JSON (\\ud800) delivers, and hmac.compare_digest raises TypeError for a non-ASCII signature part "
+        "(a WeCom EventKey `accept:c1::签名`); refuse both with BadAction (encode with errors='surrogatepass', "
+        "compare the UTF-8 bytes)",
     ),
 )
 

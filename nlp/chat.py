@@ -37,31 +37,37 @@ class Segment:
 
 # --- stamps ----------------------------------------------------------------------------
 
+# Whitespace runs are matched possessively (``\s*+``) and never by two quantifiers in a
+# row: with several optional parts each wrapped in ``\s*``, a line of 100 spaces cost
+# seconds of backtracking (found by fuzzing, fuzz/targets/extract.py). A stamp therefore
+# consumes whitespace only in front of a part that follows, plus the whitespace after a
+# date that has no time (as before); the patterns around it leave no other ambiguity.
 _DATE = (
-    r"(?:(?P<y>(?:19|20)\d{2})\s*[-/.年]\s*)?"
-    r"(?P<m>1[0-2]|0?[1-9])\s*(?:[-/.]|月)\s*(?P<d>3[01]|[12]\d|0?[1-9])\s*[日号]?"
+    r"(?:(?P<y>(?:19|20)\d{2})\s*+[-/.年]\s*+)?"
+    r"(?P<m>1[0-2]|0?[1-9])\s*+(?:[-/.]|月)\s*+(?P<d>3[01]|[12]\d|0?[1-9])(?:\s*+[日号])?"
 )
-_WEEKDAY = r"(?:\s*[(（]?(?:周|星期|礼拜)[一二三四五六日天][)）]?)?"
+_WEEKDAY = r"(?:\s*+[(（]?(?:周|星期|礼拜)[一二三四五六日天][)）]?)?"
 _TIME = (
-    r"(?P<half>上午|下午|晚上|中午|凌晨|早上)?\s*"
-    r"(?P<H>[01]?\d|2[0-3])\s*[:：]\s*(?P<M>[0-5]\d)(?:\s*[:：]\s*[0-5]\d)?(?:\s*(?:AM|PM|am|pm))?"
+    r"(?:(?P<half>上午|下午|晚上|中午|凌晨|早上)\s*+)?"
+    r"(?P<H>[01]?\d|2[0-3])\s*+[:：]\s*+(?P<M>[0-5]\d)(?:\s*+[:：]\s*+[0-5]\d)?(?:\s*+(?:AM|PM|am|pm))?"
 )
 _RELDAY = r"(?P<rel>今天|昨天|前天)"
-# Either part may be missing; _has_stamp() checks that at least one matched.
-_STAMP = rf"(?:(?:{_DATE}|{_RELDAY}){_WEEKDAY}\s*)?(?:{_TIME})?"
+# Either part may be missing; _has_stamp() checks that at least one matched. After a date
+# without a time, the stamp takes the whitespace that follows (the conditional groups).
+_STAMP = rf"(?:(?:{_DATE}|{_RELDAY}){_WEEKDAY})?(?:\s*+{_TIME}|(?(m)\s*+|(?(rel)\s*+)))?"
 
 # A stamp alone on a line (the whole line), with at least a date or a time.
-_STAMP_LINE = re.compile(rf"^\s*[\[【(]?\s*{_STAMP}\s*[\]】)]?\s*$")
+_STAMP_LINE = re.compile(rf"^\s*+(?:[\[【(]\s*+)?{_STAMP}(?:\s*+[\]】)])?\s*+$")
 # "Name stamp" or "stamp Name" header lines. A name is short and has no sentence punctuation.
 _NAME = r"(?P<name>[^\s:：,，。!！?？;；\d][^:：,，。!！?？;；]{0,24}?)"
-_HEADER_NAME_FIRST = re.compile(rf"^\s*{_NAME}\s+{_STAMP}\s*$")
-_HEADER_STAMP_FIRST = re.compile(rf"^\s*{_STAMP}\s+{_NAME}\s*$")
+_HEADER_NAME_FIRST = re.compile(rf"^\s*+{_NAME}\s++{_STAMP}\s*+$")
+_HEADER_STAMP_FIRST = re.compile(rf"^\s*+{_STAMP}\s++{_NAME}\s*$")
 
-_STAMP_AT = re.compile(rf"\s*{_STAMP}")
+_STAMP_AT = re.compile(rf"\s*+{_STAMP}")
 
 # "[stamp] Name: text" lines (exported logs put the stamp first, in brackets or not).
 _STAMPED_SPEAKER_LINE = re.compile(
-    rf"^\s*[\[【(]?\s*{_STAMP}\s*[\]】)]?\s+"
+    rf"^\s*+(?:[\[【(]\s*+)?{_STAMP}(?:\s*+[\]】)])?\s++"
     r"(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】\d][^:：,，。!！?？;；()（）\n]{0,15}?"
     r"(?:\s*[(（][^()（）\n]{1,20}[)）])?)\s*[:：]\s?"
 )
@@ -69,7 +75,7 @@ _STAMPED_SPEAKER_LINE = re.compile(
 # "Name: text" chat lines.
 # The colon of a clock time (9:30) is not a speaker separator.
 _SPEAKER_LINE = re.compile(
-    r"^\s*(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】][^:：,，。!！?？;；()（）\n]{0,15}?"
+    r"^\s*+(?P<name>[^\s:：,，。!！?？;；()（）\[\]【】][^:：,，。!！?？;；()（）\n]{0,15}?"
     r"(?:\s*[(（][^()（）\n]{1,20}[)）])?)(?<!\d)\s*[:：]\s?"
 )
 
