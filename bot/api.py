@@ -15,9 +15,10 @@ from bot.gateway import inbox_counts
 from bot.http import error_response, parse_object, read_body
 from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
-from handlers import leads
+from handlers import leads, merges
 from store import outbox
 from store.db import GroupCommit
+from store.models import Member
 
 log = logging.getLogger("leadbot.api")
 
@@ -62,6 +63,53 @@ async def get_lead(request: web.Request) -> web.Response:
     if view is None:
         return _error(404, "线索不存在 / no such lead")
     return web.json_response(view)
+
+
+SPLIT_STATUS = {"not_found": 404, "forbidden": 403, "not_merged": 409, "first_lead": 409}
+
+
+async def unmerge_lead(request: web.Request) -> web.Response:
+    """``POST /api/leads/{id}/unmerge`` ``{"reason"?, "by"?}``: split a wrongly merged lead off
+    its customer (see :mod:`handlers.merges`). ``by`` names the manager or admin it is done
+    for (their region rights apply); without it the API's own admin credential acts."""
+    gateway = request.app[GATEWAY]
+    raw_id = request.match_info["lead_id"]
+    if not raw_id.isdigit() or len(raw_id) > 18:
+        return _error(400, "线索编号应为数字 / lead id must be a number")
+    raw = await read_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    data = parse_object(raw) if raw.strip() else {}
+    if isinstance(data, web.Response):
+        return data
+    reason, by = data.get("reason", ""), data.get("by")
+    if not isinstance(reason, str) or len(reason) > merges.MAX_REASON:
+        return _error(400, f"reason 应为不超过 {merges.MAX_REASON} 字的文本 / reason must be text", fields={"reason": "应为文本"})
+    if by is not None and (not isinstance(by, str) or not by or len(by) > 64):
+        return _error(400, "by 应为成员 id / by must be a member id", fields={"by": "应为成员 id"})
+    lead_id = int(raw_id)
+
+    def split(session: Session) -> merges.SplitResult | web.Response:
+        asker = session.get(Member, by) if by is not None else None
+        if by is not None and asker is None:
+            return _error(400, f"成员 `{by}` 不存在 / no such member", fields={"by": "成员不存在"})
+        try:
+            result = merges.split_lead(session, lead_id, asker, reason.strip() or merges.DEFAULT_REASON, gateway.ctx, f"unmerge:{lead_id}")
+        except merges.SplitRefused as refused:
+            return _error(SPLIT_STATUS[refused.code], refused.reason, code=refused.code)
+        gateway.enqueue(session, result.outgoing, gateway.ctx.clock.now())
+        return result
+
+    result = await gateway.db.run(split)
+    if isinstance(result, web.Response):
+        return result
+    gateway.notify_outbox()
+    return web.json_response({
+        "lead_id": result.lead_id, "status": result.status, "customer_id": result.customer_id,
+        "from_customer_id": result.from_customer_id, "owner": result.owner, "reassigned": result.reassigned,
+        "moved": {"followups": result.moved_followups, "opportunities": result.moved_opportunities},
+        "message": result.message,
+    })
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -115,5 +163,6 @@ def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(intake_ctx)
     app.router.add_post("/api/leads", create_lead)
     app.router.add_get("/api/leads/{lead_id}", get_lead)
+    app.router.add_post("/api/leads/{lead_id}/unmerge", unmerge_lead)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -27,6 +27,7 @@ from nlp.provinces import PROVINCES
 from nlp.simplify import to_simplified
 
 __all__ = [
+    "MERGE_NOTE",
     "DuplicateMatch",
     "LeadKeys",
     "MatchKey",
@@ -36,6 +37,7 @@ __all__ = [
     "normalize_contact",
     "normalize_phone",
     "to_simplified",
+    "without_merge_note",
 ]
 
 # --------------------------------------------------------------------------- phones
@@ -302,6 +304,22 @@ class LeadKeys:
     contact_name: str = ""
 
 
+# Every line a merge writes (the match message below, and the engine's "… → 原负责人" step)
+# starts with this, so a split can take them out of an explanation again.
+MERGE_NOTE = "老客户再次咨询"
+_EXPLANATION_SEP = " · "
+
+
+def without_merge_note(explanation: str) -> str:
+    """``explanation`` without the parts a merge put there (the "老客户再次咨询" steps).
+
+    An explanation is a `` · ``-separated chain (``老客户再次咨询：公司名「恒锐」与客户 #1 相同 ·
+    华东池 · 江苏 → 轮转 · 你今日剩余额度 4``); what is left still reads as a chain.
+    """
+    parts = [p for p in explanation.split(_EXPLANATION_SEP) if p and not p.startswith(MERGE_NOTE)]
+    return _EXPLANATION_SEP.join(parts)
+
+
 @dataclass(frozen=True)
 class DuplicateMatch:
     """An earlier lead the new one duplicates, and why."""
@@ -316,7 +334,7 @@ class DuplicateMatch:
         """The "老客户再次咨询" line for the rep's card and the audit row."""
         shown = _mask_phone(self.value) if self.key is MatchKey.PHONE else self.value
         who = f"客户 #{self.existing.customer_id}" if self.existing.customer_id is not None else f"线索 #{self.existing.id}"
-        return f"老客户再次咨询：{self.key.label}「{shown}」与{who}相同"
+        return f"{MERGE_NOTE}：{self.key.label}「{shown}」与{who}相同"
 
 
 def _mask_phone(phone: str) -> str:

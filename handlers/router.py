@@ -17,6 +17,7 @@ from handlers import (
     decision_chain,
     followups,
     leads,
+    merges,
     opportunities,
     reports,
     tickets,
@@ -90,6 +91,10 @@ def _manager(session: Session, member: Member, event: InboundEvent, ctx: Handler
     return leads.on_manager_command(session, member, event.text, ctx, cause)
 
 
+def _split(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
+    return merges.on_command(session, member, event.text, ctx, cause)
+
+
 def _ticket(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
     return tickets.on_ticket_text(session, member, event.text, ctx, cause, ctx.ticket_policy)
 
@@ -135,6 +140,7 @@ ROUTES: tuple[Route, ...] = (
     Route(text_is("帮助", "help", "?", "？", "菜单"), _help),
     Route(reports.is_report_command, reports.on_report),
     Route(lambda e: e.kind == "text" and leads.is_manager_command(e.text), _manager),
+    Route(lambda e: e.kind == "text" and merges.is_split_command(e.text), _split),
     # A customer's problem ("设备报错E04，产线停了") becomes a service ticket, not a note.
     Route(lambda e: e.kind in ("text", "voice") and tickets.looks_like_ticket(e.text), _ticket),
     Route(kind_is("text"), _sales_text),
