@@ -65,6 +65,18 @@ async def get_lead(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+def _storable(value: object) -> bool:
+    """Text a database column can hold: PostgreSQL refuses NUL and lone surrogates (which
+    JSON's ``\\ud800`` escapes can smuggle in) with an error, not a 4xx."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 SPLIT_STATUS = {"not_found": 404, "forbidden": 403, "not_merged": 409, "first_lead": 409}
 
 
@@ -83,9 +95,9 @@ async def unmerge_lead(request: web.Request) -> web.Response:
     if isinstance(data, web.Response):
         return data
     reason, by = data.get("reason", ""), data.get("by")
-    if not isinstance(reason, str) or len(reason) > merges.MAX_REASON:
+    if not _storable(reason) or len(reason) > merges.MAX_REASON:
         return _error(400, f"reason 应为不超过 {merges.MAX_REASON} 字的文本 / reason must be text", fields={"reason": "应为文本"})
-    if by is not None and (not isinstance(by, str) or not by or len(by) > 64):
+    if by is not None and (not _storable(by) or not by or len(by) > 64):
         return _error(400, "by 应为成员 id / by must be a member id", fields={"by": "应为成员 id"})
     lead_id = int(raw_id)
 

@@ -207,7 +207,9 @@ async def test_management_api_splits_once_and_refuses_clearly(bot: SandboxDriver
         assert got["code"] == code and got["error"]
     for path, body in (("/api/leads/x1/unmerge", {}), (url, {"reason": 5}), (url, {"by": "nobody"})):
         assert (await bot.client.post(path, json=body)).status == 400
-    assert (await bot.client.post(url, data=b"[1]")).status == 400
+    # Not JSON objects, NUL and a lone surrogate (PostgreSQL would refuse to store them): 400, not 500.
+    for raw in (b"[1]", b'{"reason": "a\\u0000b"}', b'{"reason": "\\ud800"}', b'{"by": "\\udfff"}'):
+        assert (await bot.client.post(url, data=raw, headers={"Content-Type": "application/json"})).status == 400, raw
 
     resp = await bot.client.post(url, json={"reason": "代理商电话，不是同一家", "by": "chenjing"})
     assert resp.status == 200
