@@ -56,6 +56,12 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "leads.parse_budget_fen does, ≤ 1e12), and answer with the polite hint",
     ),
     KnownIssue(
+        "chat_commands", (IndexError,), "handlers/dedupe.py",
+        ("crash-dedupe-phone-minus-zero",),
+        "normalize_phone('-0') (a lead form or import row): _landline() reads digits[1] of the one-digit \"0\"; "
+        "return None for fewer than 2 digits (nlp/phones.py had the same bug, fixed there)",
+    ),
+    KnownIssue(
         "chat_commands", (UnicodeEncodeError, TypeError), "handlers/actions.py",
         ("crash-actionkey-lone-surrogate", "crash-actionkey-non-ascii-signature"),
         "ActionKey.unpack(): `packed.encode()` raises UnicodeEncodeError for a lone surrogate, which Feishu/DingTalk/"

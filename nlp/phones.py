@@ -63,6 +63,10 @@ def _classify(cc: str | None, body: str) -> str | None:
     """Normalised phone for one candidate, or None when it is not a complete phone number."""
     groups = [g for g in re.split(r"[\s\-()]+", body) if g]
     digits = "".join(groups)
+    # _split_run tries single groups too: a lone "0" is no number (it crashed the area-code
+    # lookup below; found by fuzzing).
+    if len(digits) < 2:
+        return None
     if cc:
         # After +86 a landline loses its leading 0; put it back.
         if digits.startswith("0"):
