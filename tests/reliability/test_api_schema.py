@@ -44,6 +44,7 @@ from bot.config import Settings, load
 from bot.intake_auth import sign
 from bot.keys import GATEWAY
 from bot.sandbox import storable
+from handlers.dedupe import normalize_phone
 from handlers.leads import parse_budget_fen
 from store.db import upgrade
 from store.models import InboxEvent
@@ -293,7 +294,13 @@ def _handed_over(backend: str, case: AnyCase) -> str | None:
     if label == "POST /api/leads":
         if any(isinstance(v, str) and not storable(v) for v in body.values()):
             return "handlers/leads.validate_form: NUL / lone surrogate reaches the database"
-        if pg and isinstance(body.get("phone"), str) and len(body["phone"].strip()) > 32:
+        phone = body.get("phone")
+        if isinstance(phone, (str, int)) and not isinstance(phone, bool) and storable(str(phone)):
+            try:
+                normalize_phone(str(phone).strip())
+            except IndexError:
+                return "handlers/dedupe._landline: a lone '0' as the phone indexes past its end"
+        if pg and isinstance(phone, str) and len(phone.strip()) > 32:
             return "handlers/leads.validate_form: phone up to 64 characters, Lead.phone is VARCHAR(32)"
         if pg and _fen(body.get("budget")) > INT32_MAX:
             return "store: budget_fen is INTEGER on PostgreSQL (≥ 2147.48万 fails)"
