@@ -106,11 +106,12 @@ def test_scan_command_helpers() -> None:
 
     assert parse_now("2026-02-24T09:00") == sh(2026, 2, 24, 9, 0)
     assert parse_now("2026-02-24T01:00:00+00:00") == sh(2026, 2, 24, 9, 0)
-    text = describe({"unaccepted": 3, "digests": -1}, sh(2026, 2, 24, 9, 0))
+    text = describe({"unaccepted": 3, "digests": -1, "housekeeping": 1200}, sh(2026, 2, 24, 9, 0))
     assert text.splitlines() == [
         "扫描时间 2026-02-24 09:00（上海）",
         "  unaccepted    超时未接受的线索（转派）：3 条消息",
         "  digests       提醒汇总：失败，详见日志",
+        "  housekeeping  清理过期的运行记录（每天一次）：1200 行已删除",
     ]
 
 
