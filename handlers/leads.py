@@ -415,12 +415,29 @@ def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | 
     if match is not None and match.key is MatchKey.PHONE and match.existing.company_norm != new.company_norm:
         # Same number, another company: a switchboard or an agent, not the same customer.
         match = find_duplicate(replace(new, phone_norm=None), keys.values())
+    if match is not None and match.key is MatchKey.COMPANY and _name_was_split(session, company_norm):
+        # A manager has split a lead of this name off before: the name alone cannot tell
+        # these companies apart, so only a phone or a contact of the company may merge.
+        match = find_duplicate(new, keys.values(), min_company_len=COMPANY_KEY_OFF)
     if match is None:
         return None, None, None
     matched = next(row for row in rows if row.id == match.existing.id)
     customer = session.get(Customer, matched.customer_id) if matched.customer_id else None
     owner = (customer.owner_id if customer and customer.owner_id else None) or (matched.owner_id if matched.status in ("assigned", "accepted") else None)
     return match, customer, owner
+
+
+COMPANY_KEY_OFF = 10**6  # longer than any name: the company-alone key never matches
+
+
+def _name_was_split(session: Session, company_norm: str) -> bool:
+    split = (
+        select(AuditEvent.id)
+        .join(Customer, Customer.id == AuditEvent.entity_id)
+        .where(AuditEvent.entity == "customer", AuditEvent.action == "lead_split", Customer.name_norm == company_norm)
+        .limit(1)
+    )
+    return session.execute(split).first() is not None
 
 
 def _new_customer(session: Session, form: LeadForm, now: datetime, owner: str | None) -> Customer:
@@ -686,4 +703,4 @@ def pool_card(session: Session, member: Member, now: datetime) -> Card:
         waiting = count(Lead.status == "assigned")
         overdue = count(Lead.status == "assigned", Lead.accept_due_at < now)
         fields.append(CardField(f"{region}", f"待分配 {unassigned} · 待接受 {waiting} · 已超时 {overdue}"))
-    return Card(title="线索池", fields=tuple(fields), text="回复「把线索 编号 转给 姓名」可手动分配。")
+    return Card(title="线索池", fields=tuple(fields), text="回复「把线索 编号 转给 姓名」可手动分配；「合并记录」查看并入老客户的线索。")

@@ -276,3 +276,22 @@ async def test_two_splits_at_once_make_one_customer(bot: SandboxDriver) -> None:
     assert statuses == ["already_split", "split"]
     customers = await bot.gateway.db.run(lambda s: int(s.execute(select(func.count()).select_from(Customer)).scalar_one()))
     assert customers == 2
+
+
+async def test_a_split_sticks_for_later_enquiries_of_the_same_name(bot: SandboxDriver) -> None:
+    a, b = await _merged_pair(bot)
+    await bot.push("chenjing", f"拆分线索 {b['lead_id']}")
+    customers = await bot.gateway.db.run(lambda s: {lid: s.get(Lead, lid).customer_id for lid in (a["lead_id"], b["lead_id"])})  # type: ignore[union-attr]
+
+    # Another 无锡 person, new phone: the name alone no longer decides.
+    stranger = await bot.post_lead(**{**WUXI_LEAD, "contact": "周工", "phone": "13700002222"})
+    # The split-off company's own number still finds it.
+    known = await bot.post_lead(**{**WUXI_LEAD, "contact": "钱多多", "phone": "13700001111", "note": "追问交期"})
+
+    def customer_of(session: Session, lead_id: int) -> int:
+        return session.get(Lead, lead_id).customer_id  # type: ignore[union-attr]
+
+    assert await bot.gateway.db.run(lambda s: customer_of(s, stranger["lead_id"])) not in customers.values()
+    assert await bot.gateway.db.run(lambda s: customer_of(s, known["lead_id"])) == customers[b["lead_id"]]
+    view = await _view(bot, stranger["lead_id"])
+    assert not any(row["action"] == "merged" for row in view["audit"])
