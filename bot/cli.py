@@ -68,7 +68,12 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def _run_server(settings: Settings, banner: str) -> int:
     from bot.app import SchemaOutOfDate, create_app
+    from handlers.context import SystemClock
+    from nlp.extract import extract
 
+    # Build the lexicons before listening: done lazily, the first chat message after a
+    # start would hold the event loop for 0.3-0.6 s and every ack would wait behind it.
+    extract("张总确认下周三看产线，预算50万，电话13912345678。", SystemClock().now())
     app = create_app(settings)
 
     def announce(_default_message: str) -> None:
