@@ -52,8 +52,10 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "chat_commands", (DecimalException,), "handlers/stages.py",
         ("crash-stage-amount-overflow", "crash-stage-amount-nan"),
         "parse_answer() for an amount field: `9e999999` overflows in `yuan * 100` (decimal.Overflow) and `NaN` "
-        "raises InvalidOperation in `yuan < 0`; check is_finite() before comparing, bound the value (as "
-        "leads.parse_budget_fen does, ≤ 1e12), and answer with the polite hint",
+        "raises InvalidOperation in `yuan < 0`, and `9e999992` hangs the worker for tens of seconds in "
+        "int(to_integral_value()) of a million-digit number (hang-stage-amount-huge-exponent: a hang, so it is "
+        "not replayed by the tests); check is_finite() before comparing, bound the value (as "
+        "leads.parse_budget_fen does, ≤ 1e12) before converting, and answer with the polite hint",
     ),
     KnownIssue(
         "chat_commands", (IndexError,), "handlers/dedupe.py",
