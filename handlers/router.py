@@ -68,12 +68,19 @@ def _help(session: Session, member: Member, event: InboundEvent, ctx: HandlerCon
     return [Outgoing(member.id, "text", f"{cause}:reply", text=HELP_TEXT, platform=event.platform)]
 
 
+_EMPTY_REPLY = {
+    False: "没有收到文字内容。语音请先用「转文字」再发送。",
+    # The platform would not give us the forwarded record (recalled, or still failing after retries).
+    True: "合并转发的聊天记录暂时无法读取（可能已撤回），请把聊天内容复制成文字发给我。",
+}
+
+
 def _note(session: Session, member: Member, event: InboundEvent, ctx: HandlerContext, cause: str) -> list[Outgoing]:
     text = event.text
     if event.kind == "forward" and event.chat_record:
         text = "\n".join(f"{line.speaker}: {line.text}" for line in event.chat_record)
     if not text.strip():
-        return [Outgoing(member.id, "text", f"{cause}:reply", text="没有收到文字内容。语音请先用「转文字」再发送。", platform=event.platform)]
+        return [Outgoing(member.id, "text", f"{cause}:reply", text=_EMPTY_REPLY[event.kind == "forward"], platform=event.platform)]
     return followups.on_note(session, member, text, ctx, cause)
 
 

@@ -289,7 +289,6 @@ def feishu_toml(api_base: str, *, encrypt: bool = True, schema: str = "2.0") -> 
     lines = [
         "\n[platforms.feishu]", "enabled = true", f'app_id = "{APP_ID}"', f'app_secret = "{APP_SECRET}"',
         f'verification_token = "{VERIFICATION_TOKEN}"', f'api_base = "{api_base}"', f'card_schema = "{schema}"',
-        "background_retry_delay_s = 0.01",
     ]
     if encrypt:
         lines.append(f'encrypt_key = "{ENCRYPT_KEY}"')

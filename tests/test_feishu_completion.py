@@ -155,7 +155,8 @@ async def test_a_recalled_forward_is_answered_at_once_not_retried(world: World) 
     event = json.loads(row.payload)
     assert event["extra"]["expand_error"] == "fetch_failed" and "230011" in event["extra"]["completion_error"]
     said = world.said_to(REP)
-    assert len(said) == 1 and said[0]["msg_type"] == "text"  # the rep hears back
+    assert len(said) == 1 and said[0]["msg_type"] == "text"  # the rep hears back, about the forward
+    assert "合并转发的聊天记录暂时无法读取" in json.loads(said[0]["content"])["text"]
     assert await world.notes() == []
 
 
