@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot import metrics_api
 from bot.gateway import inbox_counts
-from bot.http import error_response, parse_object, read_body
+from bot.http import error_response, parse_object, read_body, storable
 from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
 from handlers import leads, merges
@@ -24,6 +24,7 @@ log = logging.getLogger("leadbot.api")
 
 
 _error = error_response
+MAX_ID = 2**31 - 1  # ids are INTEGER on PostgreSQL: a bigger one names no row
 INTAKES = web.AppKey("intakes", GroupCommit)
 
 
@@ -57,8 +58,10 @@ async def get_lead(request: web.Request) -> web.Response:
     """``GET /api/leads/{id}``: status, owner, the rule that fired, the audit trail."""
     gateway = request.app[GATEWAY]
     raw_id = request.match_info["lead_id"]
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
         return _error(400, "线索编号应为数字 / lead id must be a number")
+    if int(raw_id) > MAX_ID:
+        return _error(404, "线索不存在 / no such lead")
     view = await gateway.db.run(lambda s: leads.lead_view(s, int(raw_id)))
     if view is None:
         return _error(404, "线索不存在 / no such lead")
@@ -66,15 +69,7 @@ async def get_lead(request: web.Request) -> web.Response:
 
 
 def _storable(value: object) -> bool:
-    """Text a database column can hold: PostgreSQL refuses NUL and lone surrogates (which
-    JSON's ``\\ud800`` escapes can smuggle in) with an error, not a 4xx."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return isinstance(value, str) and storable(value)
 
 
 SPLIT_STATUS = {"not_found": 404, "forbidden": 403, "not_merged": 409, "first_lead": 409}
@@ -86,8 +81,10 @@ async def unmerge_lead(request: web.Request) -> web.Response:
     for (their region rights apply); without it the API's own admin credential acts."""
     gateway = request.app[GATEWAY]
     raw_id = request.match_info["lead_id"]
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
         return _error(400, "线索编号应为数字 / lead id must be a number")
+    if int(raw_id) > MAX_ID:
+        return _error(404, "线索不存在 / no such lead")
     raw = await read_body(request)
     if isinstance(raw, web.Response):
         return raw

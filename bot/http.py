@@ -70,8 +70,46 @@ async def read_body(request: web.Request, max_body: int = MAX_JSON_BODY) -> byte
     return raw
 
 
+def storable(value: str) -> bool:
+    """Text a database can hold: PostgreSQL refuses NUL, and a lone surrogate (JSON's
+    ``"\\ud800"``) cannot be encoded at all."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+UNSTORABLE = "含有无法保存的字符（NUL 或不成对的代理项）/ text holds NUL or a lone surrogate"
+
+
+def _unstorable_at(value: Any, path: str) -> str | None:
+    """The path of the first string in ``value`` that no database could store, if any."""
+    if isinstance(value, str):
+        return None if storable(value) else path or "body"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not storable(str(key)):
+                return path or "body"
+            found = _unstorable_at(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable_at(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def parse_object(raw: bytes) -> dict[str, Any] | web.Response:
-    """``raw`` as a JSON object, or a 400 saying why not."""
+    """``raw`` as a JSON object, or a 400 saying why not.
+
+    Strings no database can store are refused here, for every JSON endpoint at once, so
+    no handler fails on them later (and nothing half-written is left behind)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -79,6 +117,12 @@ def parse_object(raw: bytes) -> dict[str, Any] | web.Response:
         return error_response(400, "请求体不是合法的 JSON / body is not valid JSON")
     if not isinstance(data, dict):
         return error_response(400, "请求体应为 JSON 对象 / body must be a JSON object")
+    try:
+        bad = _unstorable_at(data, "")
+    except RecursionError:
+        return error_response(400, "请求体嵌套过深 / body is nested too deeply")
+    if bad is not None:
+        return error_response(400, f"{bad}: {UNSTORABLE}", fields={bad.split(".")[0].split("[")[0]: UNSTORABLE})
     return data
 
 

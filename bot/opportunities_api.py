@@ -26,9 +26,8 @@ from aiohttp import web
 from sqlmodel import Session
 
 from bot.config import Settings, load
-from bot.http import json_object_body
+from bot.http import json_object_body, storable
 from bot.keys import DATABASE, GATEWAY, SETTINGS
-from bot.sandbox import storable
 from handlers import opportunities
 from handlers.leads import parse_budget_fen
 from handlers.opportunities import RulesBook, SalesRules

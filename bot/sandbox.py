@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.gateway import Delivered, DeliveryError, Gateway
-from bot.http import json_object_body
+from bot.http import UNSTORABLE, json_object_body, storable
 from bot.keys import GATEWAY
 from cards.html import render_html
 from cards.model import Card, card_from_dict, card_to_dict
@@ -66,7 +66,7 @@ class SandboxAdapter:
 
         try:
             await self.db.run(write)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DeliveryError(f"sandbox write failed: {type(exc).__name__}") from exc
         return Delivered(platform_handle=msg.card_id)
 
@@ -75,19 +75,6 @@ def _bad_request(reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=400)
 
 
-def storable(value: str) -> bool:
-    """Text a database can hold: PostgreSQL refuses NUL, and a lone surrogate (JSON's
-    ``"\\ud800"``) cannot be encoded at all. Refused at the edge, so no handler fails on it."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-UNSTORABLE = "含有无法保存的字符（NUL 或不成对的代理项）/ text holds NUL or a lone surrogate"
 
 
 async def _member(gateway: Gateway, user: Any) -> Member | None:

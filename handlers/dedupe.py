@@ -50,7 +50,7 @@ _SERVICE = re.compile(r"[48]00\d{7}")
 
 def _landline(digits: str) -> str | None:
     """``0AREA`` + 7–8 digit local number → ``0AREA-LOCAL``; None if not that shape."""
-    if not digits.startswith("0") or digits.startswith("00"):
+    if len(digits) < 2 or not digits.startswith("0") or digits.startswith("00"):
         return None
     # Beijing 010 and the 02X big cities have 3-digit area codes, everyone else 4.
     area_len = 3 if digits[1] in "12" else 4

@@ -50,15 +50,30 @@ class InboundEvent:
     def to_json(self) -> str:
         """Serialise for the inbox."""
         # A shallow copy: asdict's deep copy was a fifth of a callback's ingest CPU.
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: _storable(getattr(self, f.name)) for f in fields(self)}
         data["received_at"] = self.received_at.isoformat()
-        data["chat_record"] = [{f.name: getattr(line, f.name) for f in fields(line)} for line in self.chat_record]
+        data["chat_record"] = [{f.name: _storable(getattr(line, f.name)) for f in fields(line)} for line in self.chat_record]
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, raw: str) -> "InboundEvent":
+    def from_json(cls, raw: str) -> InboundEvent:
         """Inverse of :meth:`to_json`."""
         data = json.loads(raw)
         data["received_at"] = datetime.fromisoformat(data["received_at"])
         data["chat_record"] = tuple(ChatLine(**line) for line in data.get("chat_record", ()))
         return cls(**data)
+
+
+def _storable(value: Any) -> Any:
+    """Text as a database can keep it: NUL dropped (PostgreSQL refuses it) and lone
+    surrogates (a platform's JSON can carry ``\\ud800``) replaced, so a chat message that
+    holds them is still handled instead of failing in every handler that stores it."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
@@ -56,7 +56,7 @@ SOURCES = ("官网表单", "抖音", "展会", "微信转发", "电话", "转介
 INVALID_REASONS = ("空号", "同行", "重复", "无需求")
 WON_STAGE = "签约"
 DEDUPE_CANDIDATES = 200
-MAX_TEXT = {"company": 200, "contact": 64, "industry": 32, "note": 2000, "city": 32}
+MAX_TEXT = {"company": 200, "contact": 64, "industry": 32, "note": 2000, "city": 32, "phone": 32}
 
 
 class LeadFormError(ValueError):

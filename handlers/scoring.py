@@ -58,6 +58,16 @@ from store.models import Contact, Customer, FollowUp, Lead, Opportunity, Ticket
 from store.models_sales import ScoringFacts, ScoringVersion
 
 LEAD_SCORE_SCALE = 100  # Lead.score is an int column: hundredths of a point
+# A lead score beyond this is a runaway formula or fact (1e308 interactions), not a score,
+# and would not fit the column (INTEGER on PostgreSQL): it is treated like a formula error.
+MAX_LEAD_SCORE = Decimal(10_000_000)
+
+
+def _stored_score(score: Decimal) -> int | None:
+    """``score`` as stored (hundredths), or None when it is not a storable score."""
+    if not score.is_finite() or abs(score) >= MAX_LEAD_SCORE:
+        return None
+    return int((score * LEAD_SCORE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 NO_FOLLOWUP_DAYS = 999
 FOLLOWUP_WINDOW = timedelta(days=90)
 CLOSED_STAGES = ("签约", "输单")
@@ -522,8 +532,10 @@ def _score_lead(lead: Lead, rules: ScoringRules, record: dict[str, object], now:
         score, tier = lead_score_of(rules, record, business_date(now))
     except FormulaError:
         return None
-    lead.score = int((score * LEAD_SCORE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    lead.tier = tier
+    stored = _stored_score(score)
+    if stored is None:
+        return None
+    lead.score, lead.tier = stored, tier
     return score, tier
 
 
@@ -558,7 +570,10 @@ def recompute_leads_batch(session: Session, rules: ScoringRules, now: datetime, 
         except FormulaError:
             result.failed += 1
             continue
-        stored = int((score * LEAD_SCORE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        stored = _stored_score(score)
+        if stored is None:
+            result.failed += 1
+            continue
         if stored != old_score or tier != old_tier:
             changes.append({"lid": lid, "ls": stored, "lt": tier})
     if changes:

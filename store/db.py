@@ -169,7 +169,7 @@ class GroupCommit(Generic[Item, T]):
             items = [item for item, _ in batch]
             try:
                 results = await self.db.run(lambda s: self.apply(s, items))
-            except Exception:  # noqa: BLE001 - the culprit is isolated below
+            except Exception:
                 log.warning("group commit of %d items failed; retrying them one per transaction", len(batch), exc_info=True)
                 await self._one_by_one(batch)
                 continue

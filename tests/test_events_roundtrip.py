@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from handlers.events import ChatLine, InboundEvent
 from nlp.calendar import SHANGHAI
 
-texts = st.text(max_size=60)
+texts = st.text(st.characters(exclude_characters="\x00"), max_size=60)
 lines = st.builds(ChatLine, speaker=texts, text=texts, sent_at=st.none() | texts)
 
 
@@ -24,3 +24,15 @@ def test_an_event_round_trips_through_its_inbox_json(text: str, record: list[Cha
     raw = event.to_json()
     assert InboundEvent.from_json(raw) == event
     assert json.loads(raw)["chat_record"] == [{"speaker": c.speaker, "text": c.text, "sent_at": c.sent_at} for c in record]
+
+
+def test_text_no_database_can_store_is_cleaned_before_the_inbox() -> None:
+    event = InboundEvent(
+        platform="dingtalk", kind="text", platform_user="u1", text="张总\x00确认\ud800下周看产线",
+        received_at=datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI), chat_record=(ChatLine("李工\udc00", "报价\x00"),),
+    )
+    raw = event.to_json()
+    raw.encode("utf-8")  # storable as it is
+    back = InboundEvent.from_json(raw)
+    assert back.text == "张总确认\ufffd下周看产线"
+    assert back.chat_record == (ChatLine("李工\ufffd", "报价"),)
