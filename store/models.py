@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime
@@ -186,7 +186,12 @@ class InboxEvent(SQLModel, table=True):
     the row by moving it forward), ``complete_attempts`` counts the tries that failed.
     """
 
-    __table_args__ = (UniqueConstraint("platform", "event_key", name="uq_inbox_platform_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "event_key", name="uq_inbox_platform_key"),
+        # The dispatcher takes the oldest pending row; handled rows (nearly all of them)
+        # stay out of this index, so the claim does not walk past them.
+        Index("ix_inbox_pending", "id", sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     platform: str = Field(max_length=16)
@@ -209,7 +214,13 @@ class OutboxMessage(SQLModel, table=True):
     ``kind``: ``card`` (new card), ``card_update`` (update card ``card_id``), ``text``.
     """
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # Per-recipient order in claims: the first blocked row of each recipient among the
+        # pending ones only (store/outbox.claim_due).
+        Index("ix_outbox_pending_recipient", "platform", "recipient", "id",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     platform: str = Field(max_length=16)
@@ -225,6 +236,22 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = _ts_required()  # type: ignore[assignment]
     created_at: datetime = _ts_required()  # type: ignore[assignment]
     sent_at: Optional[datetime] = _ts()  # type: ignore[assignment]
+
+
+class RateCounter(SQLModel, table=True):
+    """Sends to one recipient in one time slot, shared by every process on this database.
+
+    A rule "at most N per W seconds" is counted in slots of ``slot_ms`` (``window_ms`` names
+    the rule); ``slot`` is ``epoch_ms // slot_ms``. See ``store/ratelimits.py``. Rows are
+    useless after ``expires_at`` and are deleted as new ones are made.
+    """
+
+    platform: str = Field(primary_key=True, max_length=16)
+    recipient: str = Field(primary_key=True, max_length=128)
+    window_ms: int = Field(primary_key=True)
+    slot: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    sends: int = 0
+    expires_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
 
 
 class CardHandle(SQLModel, table=True):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, func, select
-from sqlalchemy.orm import aliased
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from store.models import OutboxMessage
+
+PENDING = "pending"
 
 
 def enqueue(
@@ -25,41 +28,52 @@ def enqueue(
     card_id: str | None = None,
 ) -> bool:
     """Queue a message; False when ``dedupe_key`` was queued before (nothing is sent twice)."""
-    if session.execute(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first():
-        return False
-    try:
-        with session.begin_nested():
-            session.add(
-                OutboxMessage(
-                    platform=platform, recipient=recipient, member_id=member_id, kind=kind,
-                    payload=payload, card_id=card_id, dedupe_key=dedupe_key,
-                    next_attempt_at=now, created_at=now,
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    # One statement: a concurrent enqueue of the same key (another process) waits for the
+    # first and then inserts nothing, without a savepoint or an IntegrityError to catch.
+    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    stmt = (
+        dialect_insert(OutboxMessage)
+        .values(platform=platform, recipient=recipient, member_id=member_id, kind=kind, payload=payload,
+                card_id=card_id, dedupe_key=dedupe_key, status=PENDING, attempts=0,
+                next_attempt_at=now, created_at=now)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def _first_blocked(now: datetime) -> Any:
+    """Per recipient, the oldest pending message that is not due (backing off, or leased)."""
+    return (
+        select(OutboxMessage.platform, OutboxMessage.recipient, func.min(OutboxMessage.id).label("first_blocked"))
+        .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at > now)
+        .group_by(OutboxMessage.platform, OutboxMessage.recipient)
+        .subquery("barrier")
+    )
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool) -> list[OutboxMessage]:
-    """Pending messages whose time has come, oldest first, locked for this transaction."""
-    earlier = aliased(OutboxMessage)
-    # Per-person order: a message waits while an earlier one to the same recipient is still
-    # pending and not due (backing off, or leased by another worker); otherwise the later
-    # one would overtake it during an outage.
-    blocked = exists().where(
-        earlier.platform == OutboxMessage.platform, earlier.recipient == OutboxMessage.recipient,
-        earlier.status == "pending", earlier.id < OutboxMessage.id, earlier.next_attempt_at > now,
-    )
+    """Pending messages whose time has come, oldest first, locked for this transaction.
+
+    Per-person order: a message waits while an earlier one to the same recipient is still
+    pending and not due (backing off, or leased by another worker); otherwise the later one
+    would overtake it during an outage. The barrier is computed once per recipient (one
+    grouped pass over the not-due pending rows) instead of once per candidate row, which
+    was quadratic in the backlog.
+    """
+    barrier = _first_blocked(now)
     stmt = (
         select(OutboxMessage)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, ~blocked)
+        .outerjoin(barrier, and_(barrier.c.platform == OutboxMessage.platform, barrier.c.recipient == OutboxMessage.recipient))
+        .where(
+            OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now,
+            or_(barrier.c.first_blocked.is_(None), OutboxMessage.id < barrier.c.first_blocked),
+        )
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
     if skip_locked:
-        stmt = stmt.with_for_update(skip_locked=True)
+        stmt = stmt.with_for_update(skip_locked=True, of=OutboxMessage)
     return list(session.execute(stmt).scalars())
 
 
@@ -102,8 +116,19 @@ def backlog(session: Session) -> dict[str, int]:
 
 
 def next_due(session: Session) -> datetime | None:
-    """When the next pending message becomes due."""
-    return session.execute(select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")).scalar_one_or_none()
+    """When the next pending message can be claimed (None: nothing pending).
+
+    Only the oldest pending message of each recipient counts: a later one that is due
+    but waits behind it (per-recipient order) cannot be claimed before it.
+    """
+    first = (
+        select(func.min(OutboxMessage.id).label("id"))
+        .where(OutboxMessage.status == PENDING)
+        .group_by(OutboxMessage.platform, OutboxMessage.recipient)
+        .subquery("first")
+    )
+    stmt = select(func.min(OutboxMessage.next_attempt_at)).join(first, first.c.id == OutboxMessage.id)
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def backoff(attempt: int, *, base_s: float = 2.0, cap_s: float = 600.0, jitter: float = 0.0) -> timedelta:
