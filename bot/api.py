@@ -16,6 +16,7 @@ from bot.http import error_response, parse_object, read_body, storable
 from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
 from handlers import leads, merges
+from handlers.metrics import settings_of as metric_settings
 from store import outbox
 from store.db import GroupCommit
 from store.models import Member
@@ -137,7 +138,7 @@ async def metrics(request: web.Request) -> web.Response:
 
     def read(session: Session) -> tuple[dict[str, int], dict[str, int], list[str]]:
         now = gateway.ctx.clock.now()
-        return inbox_counts(session), outbox.backlog(session), metrics_api.business_gauges(session, now, gateway.ctx.business_hours)
+        return inbox_counts(session), outbox.backlog(session), metrics_api.business_gauges(session, now, gateway.ctx.business_hours, metric_settings(gateway.ctx))
 
     inbox_by, outbox_by, business = await gateway.db.run(read)
     lines = ["# HELP leadbot_inbox_events Inbound events by status.", "# TYPE leadbot_inbox_events gauge"]

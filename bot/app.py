@@ -85,7 +85,7 @@ def handler_context(settings: Settings, clock: Clock) -> HandlerContext:
     enabled = tuple(name for name in settings.platforms if settings.platform_enabled(name))
     return HandlerContext(
         clock=clock, secret=settings.secret, rules=settings.assignment, enabled_platforms=enabled,
-        ticket_policy=settings.scheduler.tickets, webhooks=settings.webhooks,
+        ticket_policy=settings.scheduler.tickets, webhooks=settings.webhooks, metrics=settings.metrics,
     )
 
 

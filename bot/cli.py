@@ -285,7 +285,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     scope = metrics.Scope(region=args.region, rep=args.rep)
     db = Database(settings.database_url)
     try:
-        summary = db.transaction(lambda s: metrics.summary(s, now, period, scope, settings.assignment.business_hours))
+        summary = db.transaction(lambda s: metrics.summary(s, now, period, scope, settings.assignment.business_hours, settings.metrics))
     finally:
         db.close()
     if args.format == "png":

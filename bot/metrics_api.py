@@ -33,8 +33,8 @@ def _num(x: float | None) -> str:
 
 GAUGES: tuple[tuple[str, str, str], ...] = (
     ("leadbot_lead_action_24h_ratio", "24小时动作完成率 (assigned, screened, touched, need confirmed within 24 h).", "action_24h"),
-    ("leadbot_lead_activation_7d_ratio", "线索激活率 (>= 2 effective interactions within 7 days).", "activation"),
-    ("leadbot_lead_black_hole_ratio", "线索黑洞率 (no first touch within N business hours).", "black_hole"),
+    ("leadbot_lead_activation_7d_ratio", "线索激活率 (>= {interactions} effective interactions within {days} days).", "activation"),
+    ("leadbot_lead_black_hole_ratio", "线索黑洞率 (no first touch within {hours:g} business hours).", "black_hole"),
     ("leadbot_lead_unassigned_48h_ratio", "48小时未分配率.", "unassigned_48h"),
     ("leadbot_lead_untouched_72h_ratio", "72小时未触达率.", "untouched_72h"),
     ("leadbot_lead_cross_dept_response_72h_ratio", "跨部门需求响应率 (high-potential hand-overs claimed within 72 h).", "cross_dept"),
@@ -50,19 +50,23 @@ def _values(s: metrics.Summary) -> dict[str, float | None]:
     }
 
 
-def business_gauges(session: Session, now: datetime, hours: BusinessHours = BusinessHours()) -> list[str]:
+def business_gauges(session: Session, now: datetime, hours: BusinessHours = BusinessHours(),
+                    settings: metrics.MetricSettings = metrics.DEFAULT_SETTINGS) -> list[str]:
     """Prometheus text lines for the business gauges over leads created in the last 30 days,
     for the whole company (``region="all"``) and per region. Ratios with nothing to count are NaN."""
     period = metrics.Period(now - timedelta(days=GAUGE_WINDOW_DAYS), now, f"近{GAUGE_WINDOW_DAYS}天")
-    facts = metrics.load_facts(session, period, metrics.Scope())
+    facts = metrics.load_facts(session, period, metrics.Scope(), settings)
     names = metrics.member_names(session)
     scopes: dict[str, list[metrics.LeadFact]] = {"all": facts}
     for f in facts:
         scopes.setdefault(f.region or "未知区域", []).append(f)
-    summaries = {k: metrics.summarise(v, [], names, now, period, metrics.Scope(region=None if k == "all" else k), hours)
+    summaries = {k: metrics.summarise(v, [], names, now, period, metrics.Scope(region=None if k == "all" else k), hours, settings)
                  for k, v in scopes.items()}
     lines: list[str] = []
     for name, help_text, key in GAUGES:
+        help_text = help_text.format(
+            interactions=settings.activation_interactions, days=settings.activation_days, hours=settings.black_hole_business_hours,
+        )
         lines += [f"# HELP {name} {help_text} Leads created in the last {GAUGE_WINDOW_DAYS} days.", f"# TYPE {name} gauge"]
         lines += [f'{name}{{region="{_label(k)}"}} {_num(_values(s)[key])}' for k, s in sorted(summaries.items())]
     name = "leadbot_leads_created"
@@ -120,7 +124,8 @@ async def summary(request: web.Request) -> web.Response:
         return web.json_response({"error": "参数含有 NUL 字符 / parameter holds NUL"}, status=400)
     scope = metrics.Scope(region=region, rep=rep)
     hours = gateway.ctx.business_hours
-    result = await gateway.db.run(lambda s: metrics.summary(s, now, period, scope, hours))
+    settings = metrics.settings_of(gateway.ctx)
+    result = await gateway.db.run(lambda s: metrics.summary(s, now, period, scope, hours, settings))
     return web.json_response(result.to_dict(), dumps=_dumps)
 
 

@@ -214,6 +214,7 @@ async def reload_rules(app: web.Application) -> tuple[bool, str]:
     fresh_settings = load(app[SETTINGS].path)
     ctx = app[GATEWAY].ctx
     ctx.rules, ctx.ticket_policy, ctx.webhooks = fresh_settings.assignment, fresh_settings.scheduler.tickets, fresh_settings.webhooks
+    ctx.metrics = fresh_settings.metrics
     fresh = book.current.scoring
     changed = [name for name, old, new in (("health", previous.scoring.health_digest, fresh.health_digest),
                                            ("lead", previous.scoring.lead_digest, fresh.lead_digest)) if old != new]

@@ -11,6 +11,7 @@ from handlers.assignment import AssignmentRules
 from nlp.calendar import BusinessHours
 
 if TYPE_CHECKING:
+    from handlers.metrics import MetricSettings
     from handlers.opportunities import RulesBook
     from handlers.tickets import TicketPolicy
     from handlers.webhooks import Webhook
@@ -86,6 +87,8 @@ class HandlerContext:
     ticket_policy: "TicketPolicy | None" = None
     # Outbound webhooks ([[webhooks]]): domain events are queued for them with the change.
     webhooks: "tuple[Webhook, ...]" = ()
+    # Metric definitions and thresholds ([metrics]); None means the built-in defaults.
+    metrics: "MetricSettings | None" = None
 
     @property
     def business_hours(self) -> BusinessHours:

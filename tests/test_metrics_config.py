@@ -158,3 +158,28 @@ def test_the_template_defaults_are_the_code_defaults(tmp_path: Path) -> None:
     got = load(write_config(tmp_path), {})
     assert got.metrics == metrics.MetricSettings()
     assert got.scheduler.alert_retention.days == 90 and got.scheduler.inbox_retention.days == 30
+
+
+# ---------------------------------------------------------------- the server: API, /metrics, reload
+
+
+async def test_the_api_and_prometheus_follow_metrics_and_a_reload(aiohttp_client: object, tmp_path: Path) -> None:
+    from bot.app import create_app
+    from store.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    path = write_config(tmp_path, ("black_hole_business_hours = 8", "black_hole_business_hours = 4"))
+    client = await aiohttp_client(create_app(load(path, {"LEADBOT_DATABASE_URL": url}), clock=FakeClock(FRIDAY), start_workers=False))  # type: ignore[operator]
+
+    async def black_hole_hours() -> tuple[float, str]:
+        summary = await (await client.get("/api/metrics/summary")).json()
+        prometheus = await (await client.get("/metrics")).text()
+        help_line = next(line for line in prometheus.splitlines() if line.startswith("# HELP leadbot_lead_black_hole_ratio"))
+        return summary["black_hole"]["business_hours"], help_line
+
+    assert await black_hole_hours() == (4.0, "# HELP leadbot_lead_black_hole_ratio 线索黑洞率 (no first touch within 4 business hours). Leads created in the last 30 days.")
+    path.write_text(path.read_text(encoding="utf-8").replace("black_hole_business_hours = 4", "black_hole_business_hours = 12"), encoding="utf-8")
+    assert (await client.post("/api/rules/reload")).status == 200
+    hours, help_line = await black_hole_hours()
+    assert hours == 12.0 and "within 12 business hours" in help_line
