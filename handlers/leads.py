@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, or_, select, union, update
+from sqlalchemy import bindparam, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -293,16 +293,16 @@ class AssignmentDesk:
     row: RotationState
     rotation: EngineRotation
     org: OrgSnapshot
-    # Held so the session's identity map keeps them: the cards' routing then finds each
-    # recipient without another query (the map only holds weak references).
-    members: Sequence[Member]
 
     @classmethod
     def open(cls, session: Session, rules: AssignmentRules, now: datetime) -> AssignmentDesk:
         """Lock the rotation row and read the organisation as of ``now``."""
         row = _lock_rotation(session, now)
         members = session.execute(select(Member)).scalars().all()
-        return cls(row=row, rotation=EngineRotation.from_json(row.state_json), org=org_snapshot(session, rules, now, members), members=members)
+        # Held for the transaction so the identity map (weak references only) keeps them:
+        # routing the cards then finds every recipient without another query.
+        session.info["org_members"] = members
+        return cls(row=row, rotation=EngineRotation.from_json(row.state_json), org=org_snapshot(session, rules, now, members))
 
     def record(self, decision: Assignment) -> None:
         """Carry ``decision`` forward to the next decision of this transaction."""
@@ -394,17 +394,22 @@ def send_lead_card(session: Session, lead: Lead, rep_id: str, ctx: HandlerContex
     return Outgoing(rep_id, "card", f"card:{card_id}", card=card, card_id=card_id)
 
 
+_CANDIDATE_COLUMNS = (Lead.id, Lead.customer_id, Lead.phone_norm, Lead.company, Lead.contact_name, Lead.owner_id, Lead.status, Customer.name_norm)
+# One indexed lookup per key, not an OR across the join (that scans every lead). Built once:
+# constructing and cache-keying this statement per intake cost more than running it.
+_by_company = select(*_CANDIDATE_COLUMNS).join(Customer, Lead.customer_id == Customer.id).where(Customer.name_norm == bindparam("company"))
+_by_phone = select(*_CANDIDATE_COLUMNS).join(Customer, Lead.customer_id == Customer.id, isouter=True).where(Lead.phone_norm == bindparam("phone"))
+_SAME_COMPANY = select(_by_company.subquery()).order_by("id").limit(DEDUPE_CANDIDATES)
+_SAME_COMPANY_OR_PHONE = select(union(_by_company, _by_phone).subquery()).order_by("id").limit(DEDUPE_CANDIDATES)
+
+
 def _find_duplicate(session: Session, form: LeadForm) -> tuple[DuplicateMatch | None, Customer | None, str | None]:
     """An earlier lead of the same customer (phone, contact + company, company), its customer and owner."""
     company_norm = normalize_company(form.company)
-    columns = (Lead.id, Lead.customer_id, Lead.phone_norm, Lead.company, Lead.contact_name, Lead.owner_id, Lead.status, Customer.name_norm)
-    # One indexed lookup per key, not an OR across the join (that scans every lead).
-    same_company = select(*columns).join(Customer, Lead.customer_id == Customer.id).where(Customer.name_norm == company_norm)
-    candidates = same_company
     if form.phone_norm:
-        same_phone = select(*columns).join(Customer, Lead.customer_id == Customer.id, isouter=True).where(Lead.phone_norm == form.phone_norm)
-        candidates = union(same_company, same_phone)  # type: ignore[assignment]
-    rows = session.execute(select(candidates.subquery()).order_by("id").limit(DEDUPE_CANDIDATES)).all()
+        rows = session.execute(_SAME_COMPANY_OR_PHONE, {"company": company_norm, "phone": form.phone_norm}).all()
+    else:
+        rows = session.execute(_SAME_COMPANY, {"company": company_norm}).all()
     keys = {
         row.id: LeadKeys(id=row.id, customer_id=row.customer_id, phone_norm=row.phone_norm,
                          company_norm=row.name_norm or normalize_company(row.company), contact_name=row.contact_name)
