@@ -16,7 +16,7 @@ import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping
@@ -225,8 +225,149 @@ def parse(text: str, origin: str, environ: Mapping[str, str]) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(origin, int(m.group(1)) if m else None, "-", f"TOML 语法错误: {exc}", f"TOML syntax error: {exc}") from None
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively: ~1000 levels exhaust the stack.
+        raise ConfigError(origin, _deep_nesting_line(text), "-", "数组或内联表嵌套层数过多，无法读取，请检查括号是否成对",
+                          "arrays or inline tables nested too deeply to read: check the brackets") from None
     apply_env(data, environ)
     return _validate(data, text, origin, environ)
+
+
+# Nesting deeper than this is named as the culprit's line when tomllib gives up (it does so
+# near the interpreter's recursion limit, ~1000 levels; no real config nests past 3).
+MAX_NESTING = 100
+
+# What each value must be, as the file spells it: the Chinese and English words used in errors.
+_KINDS: dict[str, tuple[str, str]] = {
+    "str": ("文本（加引号，例如 \"张伟\"）", "a string (quoted)"),
+    "int": ("整数", "an integer"),
+    "bool": ("true 或 false", "true or false"),
+    "date": ("日期（例如 2026-03-01，不加引号）", "a TOML date like 2026-03-01"),
+    "str_list": ("文本数组（例如 [\"江苏\", \"浙江\"]）", "an array of strings"),
+}
+# Keys whose own check below says more (port, id, role, daily_capacity, …) are not listed:
+# that check already copes with any type and names the rule.
+_SERVER_KINDS: dict[str, str] = {"host": "str", "secret": "str", "api_token": "str"}
+_REGION_KINDS: dict[str, str] = {"provinces": "str_list", "manager": "str"}
+_MEMBER_KINDS: dict[str, str] = {
+    "region": "str", "manager": "str", "wecom_userid": "str", "feishu_open_id": "str", "dingtalk_userid": "str",
+    "active": "bool", "on_leave": "bool",
+}
+# Sections that must be one table ([name]) and those that must be a list of tables ([[name]]).
+# [scoring], [metrics], [[stages]] and [[webhooks]] are missing: their parsers check the shape
+# themselves, with hints of their own.
+_TABLE_SECTIONS = ("database", "server", "platforms", "assignment", "scheduler", "intake")
+_TABLE_LIST_SECTIONS = ("regions", "members")
+
+
+def _deep_nesting_line(text: str) -> int | None:
+    """Line where bracket depth first passes :data:`MAX_NESTING` (strings are not skipped: a hint)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            if char in "[{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    return number
+            elif char in "]}":
+                depth = max(0, depth - 1)
+    return None
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    """Whether a parsed TOML value is of ``kind`` (a bool is no integer; a datetime is no date)."""
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "date":
+        return isinstance(value, date) and not isinstance(value, datetime)
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    raise AssertionError(kind)
+
+
+def _check_kinds(table: Mapping[str, Any], kinds: Mapping[str, str], text: str, origin: str, prefix: str,
+                 occurrence: int = 0, header: str | None = None) -> None:
+    """Every known key of ``table`` holds the kind of value it must (unknown keys are checked elsewhere)."""
+    for key, kind in kinds.items():
+        if key in table and not _is_kind(table[key], kind):
+            zh, en = _KINDS[kind]
+            got_zh, got_en = _toml_type(table[key])
+            line = (_line_of(text, key, occurrence, header) if header else None) or _line_of(text, key)
+            raise ConfigError(origin, line, f"{prefix}{key}",
+                              f"应为{zh}，而不是{got_zh}", f"must be {en}, not {got_en}")
+
+
+def _toml_type(value: Any) -> tuple[str, str]:
+    """The TOML name of a parsed value's type, in Chinese and English, for error messages."""
+    if isinstance(value, bool):
+        return "布尔值", "a boolean"
+    if isinstance(value, int):
+        return "整数", "an integer"
+    if isinstance(value, float):
+        return "小数", "a float"
+    if isinstance(value, str):
+        return "文本", "a string"
+    if isinstance(value, list):
+        return "数组", "an array"
+    if isinstance(value, dict):
+        return "表", "a table"
+    if isinstance(value, datetime):
+        return "日期时间", "a datetime"
+    if isinstance(value, date):
+        return "日期", "a date"
+    return "时间", "a time"
+
+
+def _check_sections(data: Mapping[str, Any], text: str, origin: str) -> None:
+    """Each known section has the shape the rest of the validation reads: a table, or a list of tables.
+
+    Without this a wrong shape (``members = 5``, ``regions = [1]``, ``server = "x"``)
+    escaped deep inside the validation as a TypeError or AttributeError.
+    """
+    for name in _TABLE_SECTIONS:
+        if name in data and not isinstance(data[name], dict):
+            got_zh, got_en = _toml_type(data[name])
+            raise ConfigError(origin, _header_line(text, name) or _line_of(text, name), name,
+                              f"应为表 [{name}]，而不是{got_zh}", f"must be a table [{name}], not {got_en}")
+    for name in _TABLE_LIST_SECTIONS:
+        if name not in data:
+            continue
+        value = data[name]
+        line = _header_line(text, name) or _line_of(text, name)
+        if not isinstance(value, list):
+            got_zh, got_en = _toml_type(value)
+            # LEADBOT_MEMBERS__X=… overrides turn the array into a table: say so.
+            env_zh = f"；数组不能用 LEADBOT_{name.upper()}__… 环境变量覆盖" if isinstance(value, dict) else ""
+            env_en = f"; LEADBOT_{name.upper()}__… variables cannot override an array" if isinstance(value, dict) else ""
+            raise ConfigError(origin, line, name, f"应为 [[{name}]] 表的列表（每项以 [[{name}]] 开头），而不是{got_zh}{env_zh}",
+                              f"must be a list of [[{name}]] tables, not {got_en}{env_en}")
+        for i, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                got_zh, got_en = _toml_type(entry)
+                raise ConfigError(origin, line, f"{name}[{i}]", f"应为 [[{name}]] 表的列表（每项以 [[{name}]] 开头），第{i + 1}项却是{got_zh}",
+                                  f"must be a list of [[{name}]] tables; item {i + 1} is {got_en}")
+    for name, platform in data.get("platforms", {}).items():
+        if not isinstance(platform, dict):
+            got_zh, got_en = _toml_type(platform)
+            raise ConfigError(origin, _header_line(text, f"platforms.{name}") or _line_of(text, name), f"platforms.{name}",
+                              f"应为表 [platforms.{name}]，而不是{got_zh}", f"must be a table [platforms.{name}], not {got_en}")
+    sources = data.get("intake", {}).get("sources", {})
+    if not isinstance(sources, dict):
+        raise ConfigError(origin, _line_of(text, "sources") or _header_line(text, "intake"), "intake.sources",
+                          "应为表 [intake.sources.ID]", "must be tables [intake.sources.ID]")
+    url = data.get("database", {}).get("url")
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(origin, _line_of(text, "url", 0, "[database]") or _line_of(text, "url"), "database.url",
+                          "数据库地址应为文本，例如 \"sqlite:///leadbot.db\"", "database URL must be a string")
+    _check_kinds(data.get("server", {}), _SERVER_KINDS, text, origin, "server.", 0, "[server]")
+    for i, region in enumerate(data.get("regions", [])):
+        _check_kinds(region, _REGION_KINDS, text, origin, f"regions[{i}].", i, "[[regions]]")
+    for i, member in enumerate(data.get("members", [])):
+        _check_kinds(member, _MEMBER_KINDS, text, origin, f"members[{i}].", i, "[[members]]")
 
 
 def _expect(cond: bool, origin: str, line: int | None, key: str, zh: str, en: str) -> None:
@@ -242,6 +383,8 @@ def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str
             did = f"，是否指 `{hint[0]}`?" if hint else ""
             raise ConfigError(origin, _header_line(text, key) or _line_of(text, key), key, f"未知的配置节{did}", f"unknown section{f' (did you mean {hint[0]}?)' if hint else ''}")
 
+    _check_sections(data, text, origin)
+
     base_dir = Path(origin).resolve().parent
     db = data.get("database", {})
     url = db.get("url") or f"sqlite:///{base_dir / 'leadbot.db'}"
@@ -251,7 +394,7 @@ def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str
 
     server = data.get("server", {})
     port = server.get("port", 8080)
-    _expect(isinstance(port, int) and 0 <= port < 65536, origin, _line_of(text, "port"), "server.port", "端口必须是 0–65535 的整数", "port must be an integer 0-65535")
+    _expect(isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536, origin, _line_of(text, "port"), "server.port", "端口必须是 0–65535 的整数", "port must be an integer 0-65535")
     secret = server.get("secret") or ""
     if not secret:
         # Without a configured secret, card buttons are signed with a per-process key:
@@ -295,13 +438,13 @@ def _validate(data: dict[str, Any], text: str, origin: str, environ: Mapping[str
         region = m.get("region")
         _expect(region is None or region in region_names, origin, _line_of(text, "region", i, header), f"members[{i}].region", f"区域 `{region}` 不存在（已知区域: {', '.join(sorted(region_names)) or '无'}）", f"unknown region `{region}`")
         cap = m.get("daily_capacity", 20)
-        _expect(isinstance(cap, int) and cap >= 0, origin, _line_of(text, "daily_capacity", i, header), f"members[{i}].daily_capacity", "每日额度必须是非负整数", "daily_capacity must be a non-negative integer")
+        _expect(isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0, origin, _line_of(text, "daily_capacity", i, header), f"members[{i}].daily_capacity", "每日额度必须是非负整数", "daily_capacity must be a non-negative integer")
         joined = m.get("joined_on")
         _expect(joined is None or (isinstance(joined, date) and not hasattr(joined, "hour")), origin, _line_of(text, "joined_on", i, header), f"members[{i}].joined_on", "入职日期应写成 2026-03-01 这样的日期（不加引号）", "joined_on must be a TOML date like 2026-03-01")
         pref = m.get("preferred_platform")
         _expect(pref is None or pref in PLATFORMS, origin, _line_of(text, "preferred_platform", i, header), f"members[{i}].preferred_platform", f"平台必须是 {' / '.join(PLATFORMS)}", f"must be one of {', '.join(PLATFORMS)}")
         _expect(all(x.id != m["id"] for x in members), origin, _line_of(text, "id", i, header), f"members[{i}].id", f"成员 id `{m['id']}` 重复", f"duplicate member id `{m['id']}`")
-        members.append(MemberConfig(**{k: v for k, v in m.items() if k in allowed}))
+        members.append(MemberConfig(**{**m, "role": role}))
     ids = {m.id for m in members}
     for i, m in enumerate(members):
         _expect(m.manager is None or m.manager in ids, origin, _line_of(text, "manager", i, "[[members]]"), f"members[{i}].manager", f"上级 `{m.manager}` 不是已配置的成员", f"manager `{m.manager}` is not a member")

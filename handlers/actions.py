@@ -43,13 +43,19 @@ class ActionKey:
     @classmethod
     def unpack(cls, packed: str, secret: str) -> "ActionKey":
         """Verify and decode a payload; raises :class:`BadAction`."""
-        if not isinstance(packed, str) or len(packed.encode()) > MAX_LEN:
+        # Platform JSON can carry a lone surrogate (\ud800): surrogatepass measures it instead
+        # of raising UnicodeEncodeError; such a payload was never issued and fails below.
+        if not isinstance(packed, str) or len(packed.encode("utf-8", "surrogatepass")) > MAX_LEN:
             raise BadAction("按钮数据无效 / malformed action")
         parts = packed.split(":")
         if len(parts) != 4:
             raise BadAction("按钮数据无效 / malformed action")
         verb, card_id, arg, sig = parts
-        if not hmac.compare_digest(sig, _sign(secret, f"{verb}:{card_id}:{arg}")):
+        body = f"{verb}:{card_id}:{arg}"
+        if not all(_PART.match(part) for part in (verb, card_id, arg)):
+            raise BadAction("按钮数据无效 / malformed action")
+        # Bytes, not str: compare_digest refuses non-ASCII strings with TypeError.
+        if not hmac.compare_digest(sig.encode("utf-8", "surrogatepass"), _sign(secret, body).encode("ascii")):
             raise BadAction("按钮签名无效 / action signature mismatch")
         return cls(verb=verb, card_id=card_id, arg=arg)
 

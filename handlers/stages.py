@@ -57,6 +57,9 @@ Outcome = Literal["", "won", "lost"]
 FIELD_KINDS: tuple[str, ...] = ("text", "amount", "date", "number")
 NOTIFY_ROLES = ("owner", "manager", "region_manager")
 MAX_TEXT_ANSWER = 200
+# The largest amount answer taken (as leads.parse_budget_fen): beyond it an answer is a typo or
+# hostile (``9e999992`` would build a million-digit integer), and Decimal arithmetic overflows.
+MAX_AMOUNT_YUAN = Decimal("1e12")
 
 # Questions and kinds of the fields the pilot pipeline uses; a config may name others.
 KNOWN_FIELDS: Mapping[str, tuple[FieldKind, str]] = {
@@ -284,8 +287,13 @@ def parse_answer(stage_field: StageField, text: str, now: datetime) -> tuple[obj
                 return None, f"没能识别金额，请写成「48万」或「480000元」这样的形式。{stage_field.prompt}"
         else:
             yuan = Decimal(str(found[0]["yuan_max"]))
-        if yuan < 0 or not yuan.is_finite():
+        # NaN and Infinity parse as Decimals; compare only finite ones (NaN < 0 raises).
+        if not yuan.is_finite():
+            return None, f"没能识别金额，请写成「48万」或「480000元」这样的形式。{stage_field.prompt}"
+        if yuan < 0:
             return None, "金额不能为负数。"
+        if yuan > MAX_AMOUNT_YUAN:
+            return None, f"金额过大（上限 1 万亿元），请填写一个合理的金额，例如「48万」。{stage_field.prompt}"
         return int((yuan * 100).to_integral_value()), ""
     # date
     try:
