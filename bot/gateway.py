@@ -12,7 +12,9 @@
   ``kill -9`` (pending rows are picked up again on start).
 * The delivery worker drains the outbox through the platform adapters, with a lease so a
   second process never sends the same row concurrently, exponential backoff with jitter,
-  per-recipient order, and a dead-letter state.
+  per-recipient order, and a dead-letter state. Each send is counted against the
+  adapter's declared ``rate_limits`` in the database, so the platforms' per-member
+  limits hold for all processes together; a send over the limit waits (not a try).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from cards.model import Card, card_from_dict, card_to_dict
 from handlers import router
 from handlers.context import HandlerContext, Outgoing
 from handlers.events import InboundEvent
-from store import inbox, outbox
+from store import inbox, outbox, ratelimits
 from store.db import Database
 from store.models import CardHandle, InboxEvent, Member, OutboxMessage
 
@@ -55,6 +57,11 @@ COMPLETE_TIMEOUT_S = 45.0
 COMPLETE_GIVE_UP_AFTER = timedelta(minutes=15)
 COMPLETE_BACKOFF_CAP_S = 120.0
 COMPLETE_BATCH = 8
+# Rate-limit counters no rule can see any more are deleted this often (per process).
+RATE_PRUNE_EVERY = timedelta(minutes=1)
+# The delivery loop sleeps until the next message can be claimed, but at most this long
+# (rows queued by code that does not wake it, e.g. another process that then died).
+MAX_DELIVERY_SLEEP_S = 30.0
 APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理员会跟进。您可以稍后再试一次。"
 
 
@@ -149,8 +156,14 @@ class CompletionError(Exception):
 class PlatformAdapter(Protocol):
     """One per platform, in ``bot/<platform>.py``.
 
-    Optional: ``async def complete(self, event: InboundEvent) -> InboundEvent`` (see
-    :class:`CompletingAdapter`), for adapters that store some events ``incomplete``.
+    Optional:
+
+    * ``async def complete(self, event: InboundEvent) -> InboundEvent`` (see
+      :class:`CompletingAdapter`), for adapters that store some events ``incomplete``;
+    * ``rate_limits: tuple[RateRule, ...]``: the platform's per-recipient send limits; the
+      gateway counts every delivery against them, across processes, before ``deliver``;
+    * ``def sends_for(self, msg, card, handle) -> int``: how many platform messages this
+      delivery sends (default 1; 0 sends none that count), when it can be more than one.
     """
 
     name: str
@@ -188,6 +201,7 @@ class Gateway:
         self._processed: dict[int, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
+        self._rate_pruned_at: datetime | None = None
         self.poll_seconds = 1.0
         # Card clicks are answered in-line when handled within this time (platforms allow ~3 s).
         self.inline_answer_seconds = 2.5
@@ -334,9 +348,11 @@ class Gateway:
         while True:
             row_id = await self.db.run(self._process_one)
             if row_id is None:
+                if count:
+                    # Once per batch: the delivery worker claims everything queued so far.
+                    self._outbox_wakeup.set()
                 return count
             count += 1
-            self._outbox_wakeup.set()
             ev = self._processed.get(row_id)
             if ev is not None:
                 ev.set()
@@ -441,6 +457,9 @@ class Gateway:
         try:
             if adapter is None:
                 raise DeliveryError(f"platform {msg.platform} is not enabled", permanent=True)
+            wait = await self._rate_wait(adapter, msg, card, handle)
+            if wait > 0:
+                raise DeliveryError(f"per-recipient rate limit of {msg.platform} / 发送频率限制", retry_after=wait, deferred=True)
             result = await adapter.deliver(msg, card, handle)
         except DeliveryError as exc:
             await self._record_failure(msg, exc)
@@ -467,6 +486,28 @@ class Gateway:
 
         await self.db.run(done)
         return True
+
+    async def _rate_wait(self, adapter: PlatformAdapter, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> float:
+        """Count this delivery against the platform's limits: 0.0, or the seconds to wait."""
+        rules: tuple[ratelimits.RateRule, ...] = tuple(getattr(adapter, "rate_limits", ()))
+        if not rules:
+            return 0.0
+        sends_for = getattr(adapter, "sends_for", None)
+        cost = int(sends_for(msg, card, handle)) if callable(sends_for) else 1
+        if cost <= 0:
+            return 0.0
+        now = self.ctx.clock.now()
+        prune = self._rate_pruned_at is None or now - self._rate_pruned_at >= RATE_PRUNE_EVERY
+        if prune:
+            self._rate_pruned_at = now
+        platform, recipient = msg.platform, msg.recipient
+
+        def check(session: Session) -> float:
+            if prune:
+                ratelimits.prune(session, now)
+            return ratelimits.acquire(session, platform, recipient, rules, now, cost=cost)
+
+        return await self.db.run(check)
 
     async def _record_failure(self, msg: OutboxMessage, exc: DeliveryError) -> None:
         now = self.ctx.clock.now()
@@ -523,16 +564,27 @@ class Gateway:
             except asyncio.TimeoutError:
                 pass
 
+    async def _idle_seconds(self) -> float:
+        """How long the delivery worker may sleep: until the next row can be claimed."""
+        due = await self.db.run(outbox.next_due)
+        if due is None:
+            return self.poll_seconds
+        # Rows that are all waiting (rate limit, backoff, another worker's lease) are not
+        # polled every second; a short floor keeps a just-due row from busy-looping.
+        return min(MAX_DELIVERY_SLEEP_S, max(0.05, (due - self.ctx.clock.now()).total_seconds()))
+
     async def _delivery_loop(self) -> None:
         while True:
+            self._outbox_wakeup.clear()
+            sleep_s = self.poll_seconds
             try:
                 while await self.deliver_due():
                     pass
+                sleep_s = await self._idle_seconds()
             except Exception:  # noqa: BLE001
                 log.exception("delivery round failed")
-            self._outbox_wakeup.clear()
             try:
-                await asyncio.wait_for(self._outbox_wakeup.wait(), self.poll_seconds)
+                await asyncio.wait_for(self._outbox_wakeup.wait(), sleep_s)
             except asyncio.TimeoutError:
                 pass
 

@@ -1,17 +1,18 @@
-"""Per-key sliding-window rate limits over an injected clock.
+"""Rate limits: the shared, database-backed rules every platform declares, and an in-memory limiter.
 
 Platforms drop messages silently past their per-member limits (WeCom: 30 per minute per
-member per app), so the delivery side asks before sending::
+member per app). Each adapter declares its limits as :class:`RateRule` values in
+``rate_limits``; the gateway counts every send against them in the database
+(``store/ratelimits.py``), so they hold for all processes sharing one database::
+
+    rate_limits = (RateRule(30, 60), RateRule(1000, 3600, slot_s=60))
+
+:class:`RateLimiter` and :class:`MultiLimiter` below are a per-process, in-memory sliding
+window over an injected clock, for limits that concern only this process (they must not
+guard a platform's per-member limit: two processes would each allow the full rate)::
 
     limiter = RateLimiter(limit=30, per_s=60, clock=clock)
-    wait = limiter.delay_for(userid)   # 0.0: allowed, and the send is recorded
-    if wait:
-        ...  # come back in ``wait`` seconds; nothing was recorded
-
-Several windows can be stacked with :class:`MultiLimiter` (WeCom also caps 1000 per hour).
-The state is per process and in memory: two processes sharing one app would each allow
-the full rate, which is acceptable because the platform, not us, is the final authority and
-the outbox lease keeps one recipient's messages on one worker at a time.
+    wait = limiter.delay_for(key)   # 0.0: allowed, and the send is recorded
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections.abc import Hashable, Iterable
 from datetime import datetime
 
 from handlers.context import Clock
+from store.ratelimits import RateRule
+
+__all__ = ["MultiLimiter", "RateLimiter", "RateRule"]
 
 
 class RateLimiter:

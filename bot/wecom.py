@@ -46,6 +46,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
@@ -67,7 +68,7 @@ from bot.crypto import (
 from bot.gateway import Delivered, DeliveryError, Gateway
 from bot.http import ChartUploads
 from bot.keys import GATEWAY
-from bot.ratelimit import MultiLimiter, RateLimiter
+from bot.ratelimit import RateRule
 from bot.tokens import TokenManager
 from cards import wecom as render
 from cards.charts import IMAGE_LIMITS
@@ -88,6 +89,8 @@ MEDIA_VALID_FOR = timedelta(days=3)  # temporary media (media/upload)
 TOKEN_EXPIRED = frozenset({40014, 42001})
 # System busy (-1) and API frequency limit (45009) are worth retrying; other codes are not.
 TRANSIENT = frozenset({-1, 45009, 45033})
+# A template_card whose task_id WeCom has already accepted (task ids are unique per app).
+TASK_ID_EXISTS = 40058
 MAX_BODY = 64 * 1024
 # Marks a failed attempt that may still have reached WeCom (timeout, 5xx, dropped connection);
 # only a retry of such an attempt asks WeCom to drop duplicates, because the check compares
@@ -452,10 +455,14 @@ class WeComAdapter:
         self.crypto = MessageCrypto(cfg.token, cfg.encoding_aes_key, cfg.corp_id)
         self.api = WeComApi(cfg, ctx.clock, session)
         self.replays = ReplayCache(ttl_s=2 * cfg.freshness_s, max_items=200_000)
-        self.limiter = MultiLimiter([
-            RateLimiter(cfg.per_member_per_minute, 60, ctx.clock),
-            RateLimiter(cfg.per_member_per_hour, 3600, ctx.clock),
-        ])
+        # Past these WeCom drops messages silently; the gateway counts every send against
+        # them in the database, so they hold for all processes together (sends_for below).
+        self.rate_limits: tuple[RateRule, ...] = (
+            RateRule(cfg.per_member_per_minute, 60, slot_s=1),
+            RateRule(cfg.per_member_per_hour, 3600, slot_s=60),
+        )
+        # Read-only view kept for callers that inspected the former in-memory limiter.
+        self.limiter = SimpleNamespace(limiters=self.rate_limits)
         self.speech: SpeechToText = speech or NoSpeechToText()
         self.rejected = 0  # callbacks refused (metrics, tests)
         # A chart card is two messages (template_card, then image). When the image send fails
@@ -560,10 +567,17 @@ class WeComAdapter:
             body["duplicate_check_interval"] = 1800
         return body
 
+    def sends_for(self, msg: OutboxMessage, card: Card | None, handle: CardHandle | None) -> int:
+        """Messages a delivery may send, counted against the per-member limits.
+
+        A chart card is two (the card, then the image); a card update may turn into a fresh
+        card. Counting a resumed chart delivery (image only) as two only errs on the safe side.
+        """
+        if msg.kind == "card" and card is not None and card.image_png:
+            return 2
+        return 1
+
     async def _send(self, msg: OutboxMessage, body: dict[str, Any]) -> dict[str, Any]:
-        wait = self.limiter.delay_for(msg.recipient)
-        if wait > 0:
-            raise DeliveryError(f"per-member rate limit ({self.cfg.per_member_per_minute}/min)", retry_after=wait + 0.5, deferred=True)
         return await self.api.send(body)
 
     async def _send_card(self, msg: OutboxMessage, card: Card, card_id: str, generation: int) -> Delivered:
@@ -576,6 +590,11 @@ class WeComAdapter:
         except WeComError as exc:
             if exc.transient:
                 raise
+            if exc.errcode == TASK_ID_EXISTS:
+                # WeCom accepted this card before (the task id is this card's own, unique)
+                # and we crashed before recording it: it was sent; a copy would be a duplicate.
+                log.info("wecom already has card %s (task_id exist); not sending it again", card_id)
+                return Delivered(platform_handle=task_id)
             # Cards refused (no callback URL configured, bad field…): the text still informs.
             log.warning("wecom template_card refused (%s), sending markdown instead", exc.errcode)
             md = self._base(msg.recipient, msg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -37,7 +37,9 @@ def record(session: Session, platform: str, event_key: str, payload: str, receiv
 
 def claim_next(session: Session, *, skip_locked: bool) -> InboxEvent | None:
     """The oldest pending event, locked for this transaction (SKIP LOCKED on PostgreSQL)."""
-    stmt = select(InboxEvent).where(InboxEvent.status == "pending").order_by(InboxEvent.id).limit(1)
+    # The constant is inlined so the partial index ix_inbox_pending serves this under a
+    # prepared statement's generic plan too (a bound parameter would not match its WHERE).
+    stmt = select(InboxEvent).where(InboxEvent.status == literal_column("'pending'")).order_by(InboxEvent.id).limit(1)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     return session.execute(stmt).scalars().first()

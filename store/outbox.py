@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -13,6 +13,10 @@ from sqlmodel import Session
 from store.models import OutboxMessage
 
 PENDING = "pending"
+# Inlined, not bound: the partial index ``ix_outbox_pending_recipient`` (status = 'pending')
+# can only serve a query whose condition the planner sees as that constant, and a prepared
+# statement's generic plan (psycopg prepares repeated queries) would not.
+IS_PENDING = OutboxMessage.status == literal_column("'pending'")
 
 
 def enqueue(
@@ -46,7 +50,7 @@ def _first_blocked(now: datetime) -> Any:
     """Per recipient, the oldest pending message that is not due (backing off, or leased)."""
     return (
         select(OutboxMessage.platform, OutboxMessage.recipient, func.min(OutboxMessage.id).label("first_blocked"))
-        .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at > now)
+        .where(IS_PENDING, OutboxMessage.next_attempt_at > now)
         .group_by(OutboxMessage.platform, OutboxMessage.recipient)
         .subquery("barrier")
     )
@@ -66,7 +70,7 @@ def claim_due(session: Session, now: datetime, limit: int, *, skip_locked: bool)
         select(OutboxMessage)
         .outerjoin(barrier, and_(barrier.c.platform == OutboxMessage.platform, barrier.c.recipient == OutboxMessage.recipient))
         .where(
-            OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now,
+            IS_PENDING, OutboxMessage.next_attempt_at <= now,
             or_(barrier.c.first_blocked.is_(None), OutboxMessage.id < barrier.c.first_blocked),
         )
         .order_by(OutboxMessage.id)
@@ -123,7 +127,7 @@ def next_due(session: Session) -> datetime | None:
     """
     first = (
         select(func.min(OutboxMessage.id).label("id"))
-        .where(OutboxMessage.status == PENDING)
+        .where(IS_PENDING)
         .group_by(OutboxMessage.platform, OutboxMessage.recipient)
         .subquery("first")
     )

@@ -1,11 +1,16 @@
-"""cards/wecom.py limits, and the import boundary: platform SDKs only inside bot/."""
+"""cards/wecom.py limits, the import boundary (platform SDKs only inside bot/), and card sends WeCom already has."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.keys import GATEWAY
 
 from cards.model import Card, CardAction, CardField
 from cards.wecom import (
@@ -16,9 +21,13 @@ from cards.wecom import (
     replace_name,
 )
 from handlers.actions import ActionKey, BadAction
+from handlers.context import FakeClock
+from store.models import OutboxMessage
+from tests.wecom_fakes import FakeWeComApi, WeComCallbacks, wecom_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = {"wechatpy", "dingtalk_stream", "lark_oapi"}
+MANAGER = "ChenJing"  # 陈静's WeCom userid in tests.wecom_fakes
 
 
 def _card(**kw: object) -> Card:
@@ -114,3 +123,41 @@ def test_the_import_walker_catches_sdk_imports(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import wechatpy.crypto\nfrom lark_oapi import Client\nimportlib.import_module('dingtalk_stream')\n")
     assert _imports(sample) & SDKS == SDKS
+
+
+async def test_a_card_wecom_already_accepted_is_not_sent_again_after_a_crash(
+    aiohttp_client: Any, db_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """WeCom took the card, the process died before recording it: the retry meets 40058.
+
+    The retry must take the card as sent (its task id is ours and unique) and go on with
+    the chart image, not send a markdown copy of the card.
+    """
+    api = FakeWeComApi(clock)
+    await api.start()
+    try:
+        settings = wecom_settings(db_url, tmp_path, api.base_url())
+        first = await aiohttp_client(create_app(settings, clock=clock, start_workers=False))
+        adapter = first.app[GATEWAY].adapters["wecom"]
+
+        async def crash(*_args: Any) -> None:
+            raise RuntimeError("killed between WeCom's answer and the 'card sent' record")
+
+        adapter.charts.mark_part_sent = crash
+        cb = WeComCallbacks(clock)
+        query, body = cb.encrypt(cb.text(MANAGER, "报表"))
+        assert (await first.post(f"/callback/wecom?{query}", data=body)).status == 200
+        await first.app[GATEWAY].drain()
+        assert [s.msgtype for s in api.to(MANAGER)] == ["template_card"]
+        await first.close()
+        second = await aiohttp_client(create_app(settings, clock=clock, start_workers=False))
+        clock.advance(minutes=5)
+        await second.app[GATEWAY].drain()
+        # One card and its chart: no second card, no markdown copy of it.
+        assert [s.msgtype for s in api.to(MANAGER)] == ["template_card", "image"]
+        rows = await second.app[GATEWAY].db.run(
+            lambda s: list(s.execute(select(OutboxMessage).where(OutboxMessage.kind == "card")).scalars()))
+        assert [r.status for r in rows] == ["sent"]
+    finally:
+        assert api.server is not None
+        await api.server.close()
