@@ -274,6 +274,73 @@ def chat_seeds() -> None:
         _write("chat_commands", f"command-{number:02d}", text.encode())
 
 
+def feishu_event_seeds() -> None:
+    """Decrypted Feishu events as tests/feishu_fakes.py builds them (fixed ids: deterministic)."""
+    from tests.feishu_fakes import FeishuSender
+
+    sender = FeishuSender(encrypt_key=None)
+    post = {"zh_cn": {"title": "拜访纪要", "content": [[{"tag": "text", "text": "王总："}, {"tag": "at", "user_name": "张伟"}],
+                                                     [{"tag": "a", "text": "产线视频", "href": "https://example.com"}, {"tag": "img", "image_key": "img_1"}]]}}
+    messages = {
+        "text": sender.text_message("ou_zhangwei", "恒锐 王总 139 1234 5678 预算60万", message_id="om_1", event_id="ev-1"),
+        "text-mention": sender.text_message("ou_zhangwei", "@_user_1 今天拜访了恒锐 @_user_2", message_id="om_2", event_id="ev-2",
+                                            mentions=[{"key": "@_user_1", "name": "leadbot"}, {"key": "@_user_2", "name": "陈静"}]),
+        "post": sender.text_message("ou_zhangwei", "", msg_type="post", content=post, message_id="om_3", event_id="ev-3"),
+        "forward": sender.text_message("ou_zhangwei", "", msg_type="merge_forward", content={"content": "Merged and Forwarded Message"}, message_id="om_fwd", event_id="ev-4"),
+        "audio": sender.text_message("ou_zhangwei", "", msg_type="audio", content={"file_key": "file_v1", "duration": 3000}, message_id="om_5", event_id="ev-5"),
+        "file": sender.text_message("ou_zhangwei", "", msg_type="file", content={"file_key": "file_1", "file_name": "报价单.xlsx"}, message_id="om_6", event_id="ev-6"),
+        "sticker": sender.text_message("ou_zhangwei", "", msg_type="sticker", content={"file_key": "s1"}, message_id="om_7", event_id="ev-7"),
+        "click": sender.card_click("ou_zhangwei", {"k": "accept:c1::0123456789abcdef0123", "c": "c1"}, message_id="om_card", token="c-tok", event_id="ev-8"),
+        "click-string-value": sender.card_click("ou_zhangwei", {"k": "x", "c": "c1"}, message_id="om_card", event_id="ev-9"),
+    }
+    messages["click-string-value"]["event"]["action"]["value"] = json.dumps({"k": "stgo:opp1:报价:0123456789abcdef0123", "c": "opp1"})
+    for name, envelope in messages.items():
+        body = json.dumps(envelope, ensure_ascii=False).encode()
+        _write("feishu_events", f"event-{name}", b"\x00" + body)
+        _write("feishu_events", f"body-{name}", b"\x01" + body)
+    verification = {"type": "url_verification", "challenge": "ch-1", "token": "vtok-abcdef"}
+    _write("feishu_events", "body-url-verification", b"\x01" + json.dumps(verification).encode())
+    items = [
+        {"message_id": "om_fwd", "msg_type": "merge_forward", "body": {"content": "{}"}},
+        {"message_id": "c1", "upper_message_id": "om_fwd", "msg_type": "text", "create_time": "1773104400000",
+         "sender": {"id": "ou_customer1", "sender_type": "user"}, "body": {"content": json.dumps({"text": "王总：下周三来苏州看产线"}, ensure_ascii=False)}},
+        {"message_id": "c2", "upper_message_id": "om_fwd", "msg_type": "merge_forward", "create_time": "1773104460000",
+         "sender": {"id": "ou_zhangwei", "sender_type": "user"}, "body": {"content": "{}"}},
+        {"message_id": "c3", "upper_message_id": "c2", "msg_type": "post", "create_time": "1773104470000",
+         "sender": {"id": "cli_bot", "sender_type": "app"}, "body": {"content": json.dumps(post["zh_cn"], ensure_ascii=False)}},
+        {"message_id": "c4", "upper_message_id": "om_fwd", "msg_type": "image", "create_time": "1773104480000",
+         "sender": {"id": "ou_zhangwei", "sender_type": "user"}, "body": {"content": json.dumps({"image_key": "img_1"})}},
+    ]
+    _write("feishu_events", "forward-items", b"\x02" + json.dumps(items, ensure_ascii=False).encode())
+    _write("feishu_events", "content-post", b"\x03" + json.dumps(post, ensure_ascii=False).encode())
+    _write("feishu_events", "content-text", b"\x03" + json.dumps({"text": "@_user_1 你好", "file_name": "a.pdf"}, ensure_ascii=False).encode())
+    _write("feishu_events", "mentions", b"\x04" + _join("@_user_1 @_user_2 明天去恒锐", json.dumps([{"key": "@_user_1", "name": "leadbot"}, {"key": "@_user_2", "name": ""}])))
+
+
+def dingtalk_event_seeds() -> None:
+    """Robot messages, card callbacks and Stream frames as tests/dingtalk_fakes.py builds them."""
+    from tests.dingtalk_fakes import callback_frame, card_callback, robot_message
+
+    record = [{"senderNick": "王总", "content": "下周三来苏州看产线", "createAt": 1773104400000},
+              {"senderName": "张伟", "text": {"content": "好的，我带样本"}, "sendTime": 1773104460000}]
+    robots = {
+        "text": robot_message("zhangwei", "恒锐 王总 139 1234 5678 预算60万", msg_id="msg1", webhook="https://oapi.dingtalk.com/robot/sendBySession?session=s1"),
+        "audio": robot_message("zhangwei", msg_id="msg2", msgtype="audio", content={"recognition": "明天去恒锐", "downloadCode": "dc1"}),
+        "rich": robot_message("zhangwei", msg_id="msg3", msgtype="richText", content={"richText": [{"text": "拜访纪要"}, {"pictureDownloadCode": "p1"}]}),
+        "picture": robot_message("zhangwei", msg_id="msg4", msgtype="picture", content={"downloadCode": "p2"}),
+        "file": robot_message("zhangwei", msg_id="msg5", msgtype="file", content={"downloadCode": "f1", "fileName": "报价单.xlsx"}),
+        "record": robot_message("zhangwei", msg_id="msg6", msgtype="chatRecord", content={"chatRecord": json.dumps(record, ensure_ascii=False)}),
+    }
+    for name, data in robots.items():
+        _write("dingtalk_events", f"robot-{name}", b"\x00" + json.dumps(data, ensure_ascii=False).encode())
+    click = card_callback("zhangwei", "c1", "btn_0")
+    _write("dingtalk_events", "card-click", b"\x01" + json.dumps(click, ensure_ascii=False).encode())
+    _write("dingtalk_events", "frame-robot", b"\x02" + json.dumps(callback_frame("/v1.0/im/bot/messages/get", robots["text"], message_id="mid-1"), ensure_ascii=False).encode())
+    _write("dingtalk_events", "frame-card", b"\x02" + json.dumps(callback_frame("/v1.0/card/instances/callback", click, message_id="mid-2"), ensure_ascii=False).encode())
+    _write("dingtalk_events", "record-list", b"\x03" + json.dumps(record, ensure_ascii=False).encode())
+    _write("dingtalk_events", "record-string", b"\x03" + json.dumps(json.dumps({"records": record}, ensure_ascii=False), ensure_ascii=False).encode())
+
+
 def _dict_entry(word: str) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\x{b:02x}" for b in word.encode()) + '"'
 
@@ -294,6 +361,8 @@ def main() -> None:
     config_seeds()
     extract_seeds()
     chat_seeds()
+    feishu_event_seeds()
+    dingtalk_event_seeds()
     formula_words = ["IF(", "IFS(", "AND", "OR", "NOT", "IN (", "TRUE", "FALSE", "ROUND(", "MIN(", "MAX(", "ABS(",
                      "DAYS(", "TODAY()", "DATE(\"2026-01-01\")", "CONTAINS(", ">=", "<=", "<>", "!=", "==", "&&", "||",
                      "≥", "≤", "≠", "×", "÷", "万", "亿", "%", "“", "”", "「", "」", "`", "（", "）", "，", "\x1e",
@@ -305,6 +374,14 @@ def main() -> None:
         "config_parse": ["[[members]]", "[[regions]]", "[assignment]", "[[assignment.rules]]", "[scoring.health]",
                          "formula = ", "[[stages]]", "[[webhooks]]", "[platforms.wecom]", "[intake.sources.x]",
                          "when = {", "to = {", "=", "\"", "'''", "[", "]", "{", "}", "\x1e", "LEADBOT_"],
+        "feishu_events": ["\"schema\"", "\"2.0\"", "\"header\"", "\"event\"", "\"event_type\"", "\"im.message.receive_v1\"",
+                          "\"card.action.trigger\"", "\"message_type\"", "\"msg_type\"", "\"content\"", "\"mentions\"",
+                          "\"upper_message_id\"", "\"merge_forward\"", "\"post\"", "\"tag\"", "\"create_time\"",
+                          "\"sender_type\"", "\"app\"", "\"value\"", "\"encrypt\"", "\"url_verification\"", "\\ud800", "[", "{", "null"],
+        "dingtalk_events": ["\"msgtype\"", "\"msgId\"", "\"senderStaffId\"", "\"content\"", "\"richText\"", "\"chatRecord\"",
+                            "\"records\"", "\"recognition\"", "\"downloadCode\"", "\"sessionWebhook\"", "\"sessionWebhookExpiredTime\"",
+                            "\"outTrackId\"", "\"cardPrivateData\"", "\"actionIds\"", "\"CALLBACK\"", "\"topic\"", "\"data\"",
+                            "\"createAt\"", "\\ud800", "[", "{", "null"],
     })
 
 

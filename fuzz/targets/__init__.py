@@ -34,6 +34,8 @@ TARGETS: dict[str, Target] = {
         Target("config_parse", 8192, 10, "bot.config.parse on arbitrary TOML and LEADBOT_* overrides"),
         Target("extract", 8192, 20, "nlp extraction on arbitrary unicode and long run-ons"),
         Target("chat_commands", 2048, 10, "chat command classification and parsing in handlers"),
+        Target("feishu_events", 4096, 10, "Feishu decrypted events, card clicks, merged forwards → InboundEvent"),
+        Target("dingtalk_events", 4096, 10, "DingTalk robot messages, chat records, card clicks, Stream frames → InboundEvent"),
     )
 }
 

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "fuzz" / "corpus"
 CRASHERS = ROOT / "fuzz" / "crashers"
 LONG_SECONDS = int(os.environ.get("LEADBOT_FUZZ_SECONDS", "0") or 0)
-# CI: about 4 s of fuzzing per target, two targets at a time on a 2-core runner (~40 s in all).
-SECONDS = LONG_SECONDS or 4
+# CI: about 2 s of fuzzing per target (plus ~2-5 s of instrumented start-up and seed replay), two targets
+# at a time on a 2-core runner: ~35-60 s in all, depending on what else the machine runs.
+SECONDS = LONG_SECONDS or 2
 RUNS = -1 if LONG_SECONDS else 100_000
 
 
