@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from store.models import Lead
@@ -63,7 +63,7 @@ class AlertRecord(SQLModel, table=True):
     priority: str = Field(default="P2", max_length=4)
     subject: str = Field(default="", max_length=64)
     summary: str = Field(default="", max_length=300)
-    stake_fen: int | None = None
+    stake_fen: int | None = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
     status: str = Field(default="queued", max_length=16)
     deliver_at: datetime = _ts_required()  # type: ignore[assignment]
     created_at: datetime = _ts_required()  # type: ignore[assignment]

@@ -158,3 +158,13 @@ async def test_shutdown_waits_for_submitted_leads(tmp_path: Path) -> None:
     count = db.transaction(lambda s: s.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity == "test")).scalar_one())
     assert count == 25
     db.close()
+
+
+async def test_a_big_b2b_budget_is_taken_in_whole(aiohttp_client: Any, db_url: str, tmp_path: Path, clock: FakeClock) -> None:
+    """3000万 is more than a 32-bit column holds in fen: stored and shown exactly."""
+    client = await aiohttp_client(create_app(make_settings(db_url, tmp_path), clock=clock, start_workers=False))
+    resp = await client.post("/api/leads", json={**JIANGSU_LEAD, "budget": "3000万"})
+    assert resp.status == 201, await resp.text()
+    lead_id = (await resp.json())["lead_id"]
+    stored = await client.app[GATEWAY].db.run(lambda s: s.get(Lead, lead_id).budget_fen)  # type: ignore[union-attr]
+    assert stored == 30_000_000 * 100
