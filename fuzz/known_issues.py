@@ -65,15 +65,6 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "only re.fullmatch(r\"[0-9]{1,19}\", …) and sort everything else as 0",
     ),
     KnownIssue(
-        "feishu_events", (UnicodeEncodeError,), "handlers/events.py",
-        ("crash-event-extra-lone-surrogate",),
-        "InboundEvent.to_json() makes the text fields storable (_storable) but not `extra`, where the adapters copy "
-        "platform strings (Feishu chat_type/msg_type, DingTalk conversation_type/msgtype): a JSON \\ud800 there is "
-        "a lone surrogate the inbox cannot store as UTF-8 (SQLite/PostgreSQL refuse it: 503, retried forever); "
-        "apply _storable to extra's string values (recursively) in to_json",
-        raised_in="fuzz/targets/feishu_events.py",  # the harness's UTF-8 check stands for the inbox write
-    ),
-    KnownIssue(
         "dingtalk_events", (TypeError,), "bot/dingtalk.py", ("crash-richtext-not-a-list",),
         "robot_message_event(): `for item in content.get(\"richText\") or []` iterates a number (TypeError: HTTP 503, "
         "and over Stream the frame is never acknowledged, so DingTalk redelivers it); iterate only a list",

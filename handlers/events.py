@@ -50,7 +50,7 @@ class InboundEvent:
     def to_json(self) -> str:
         """Serialise for the inbox."""
         # A shallow copy: asdict's deep copy was a fifth of a callback's ingest CPU.
-        data = {f.name: _storable(getattr(self, f.name)) for f in fields(self)}
+        data = {f.name: _storable(getattr(self, f.name)) for f in fields(self) if f.name not in ("received_at", "chat_record")}
         data["received_at"] = self.received_at.isoformat()
         data["chat_record"] = [{f.name: _storable(getattr(line, f.name)) for f in fields(line)} for line in self.chat_record]
         return json.dumps(data, ensure_ascii=False)
@@ -68,6 +68,10 @@ def _storable(value: Any) -> Any:
     """Text as a database can keep it: NUL dropped (PostgreSQL refuses it) and lone
     surrogates (a platform's JSON can carry ``\\ud800``) replaced, so a chat message that
     holds them is still handled instead of failing in every handler that stores it."""
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
     if not isinstance(value, str):
         return value
     if "\x00" in value:

@@ -30,9 +30,11 @@ def test_text_no_database_can_store_is_cleaned_before_the_inbox() -> None:
     event = InboundEvent(
         platform="dingtalk", kind="text", platform_user="u1", text="张总\x00确认\ud800下周看产线",
         received_at=datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI), chat_record=(ChatLine("李工\udc00", "报价\x00"),),
+        extra={"chat_type": "group\ud800", "ids": ["a\x00"], "n": 3},
     )
     raw = event.to_json()
     raw.encode("utf-8")  # storable as it is
     back = InboundEvent.from_json(raw)
     assert back.text == "张总确认\ufffd下周看产线"
     assert back.chat_record == (ChatLine("李工\ufffd", "报价"),)
+    assert back.extra == {"chat_type": "group\ufffd", "ids": ["a"], "n": 3}
