@@ -46,7 +46,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
@@ -461,8 +460,6 @@ class WeComAdapter:
             RateRule(cfg.per_member_per_minute, 60, slot_s=1),
             RateRule(cfg.per_member_per_hour, 3600, slot_s=60),
         )
-        # Read-only view kept for callers that inspected the former in-memory limiter.
-        self.limiter = SimpleNamespace(limiters=self.rate_limits)
         self.speech: SpeechToText = speech or NoSpeechToText()
         self.rejected = 0  # callbacks refused (metrics, tests)
         # A chart card is two messages (template_card, then image). When the image send fails

@@ -192,7 +192,7 @@ async def test_per_member_rate_limit_defers_instead_of_losing(wecom: WeComHarnes
     await wecom.drain()
     texts = wecom.api.texts_to("LiNa")
     assert len(texts) == 35 and texts == [f"提醒{i}" for i in range(35)]
-    assert adapter.limiter.limiters[0].limit == 30
+    assert adapter.rate_limits[0].limit == 30
 
 
 async def test_dead_letter_after_repeated_failures_and_permanent_errors(wecom: WeComHarness) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.ratelimit import MultiLimiter, RateLimiter
 from bot.tokens import TokenManager
 from handlers.context import FakeClock
 
@@ -121,28 +120,3 @@ async def test_cancelled_waiter_does_not_cancel_the_shared_fetch() -> None:
     issuer.gate.set()
     assert await patient == "tok1"
     assert issuer.calls == 1
-
-
-def test_rate_limiter_sliding_window() -> None:
-    clock = _clock()
-    lim = RateLimiter(limit=30, per_s=60, clock=clock)
-    for i in range(30):
-        assert lim.delay_for("zhangwei") == 0.0
-        clock.advance(seconds=1)
-    # 31st within the minute: the first send (at t=0) leaves the window at t=60.
-    assert lim.delay_for("zhangwei") == pytest.approx(30.0)
-    assert lim.delay_for("lina") == 0.0  # other members are not affected
-    clock.advance(seconds=30)
-    assert lim.delay_for("zhangwei") == 0.0
-    assert lim.delay_for("zhangwei") == pytest.approx(1.0)  # refused sends were not recorded
-
-
-def test_multi_limiter_uses_the_longest_wait() -> None:
-    clock = _clock()
-    lim = MultiLimiter([RateLimiter(2, 60, clock), RateLimiter(3, 3600, clock)])
-    assert lim.delay_for("a") == 0 and lim.delay_for("a") == 0
-    assert lim.delay_for("a") == pytest.approx(60)
-    clock.advance(seconds=60)
-    assert lim.delay_for("a") == 0
-    clock.advance(seconds=60)
-    assert lim.delay_for("a") == pytest.approx(3600 - 120)
