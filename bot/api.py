@@ -55,15 +55,23 @@ async def create_lead(request: web.Request) -> web.Response:
     return web.json_response({"lead_id": result.lead_id, "status": result.status, "owner": result.owner}, status=201)
 
 
-async def get_lead(request: web.Request) -> web.Response:
-    """``GET /api/leads/{id}``: status, owner, the rule that fired, the audit trail."""
-    gateway = request.app[GATEWAY]
+def _lead_id(request: web.Request) -> int | web.Response:
+    """The ``{lead_id}`` of the path, or the 4xx that says why it names no lead."""
     raw_id = request.match_info["lead_id"]
     if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
         return _error(400, "线索编号应为数字 / lead id must be a number")
     if int(raw_id) > MAX_ID:
         return _error(404, "线索不存在 / no such lead")
-    view = await gateway.db.run(lambda s: leads.lead_view(s, int(raw_id)))
+    return int(raw_id)
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    """``GET /api/leads/{id}``: status, owner, the rule that fired, the audit trail."""
+    gateway = request.app[GATEWAY]
+    lead_id = _lead_id(request)
+    if isinstance(lead_id, web.Response):
+        return lead_id
+    view = await gateway.db.run(lambda s: leads.lead_view(s, lead_id))
     if view is None:
         return _error(404, "线索不存在 / no such lead")
     return web.json_response(view)
@@ -81,11 +89,9 @@ async def unmerge_lead(request: web.Request) -> web.Response:
     its customer (see :mod:`handlers.merges`). ``by`` names the manager or admin it is done
     for (their region rights apply); without it the API's own admin credential acts."""
     gateway = request.app[GATEWAY]
-    raw_id = request.match_info["lead_id"]
-    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
-        return _error(400, "线索编号应为数字 / lead id must be a number")
-    if int(raw_id) > MAX_ID:
-        return _error(404, "线索不存在 / no such lead")
+    lead_id = _lead_id(request)
+    if isinstance(lead_id, web.Response):
+        return lead_id
     raw = await read_body(request)
     if isinstance(raw, web.Response):
         return raw
@@ -97,7 +103,6 @@ async def unmerge_lead(request: web.Request) -> web.Response:
         return _error(400, f"reason 应为不超过 {merges.MAX_REASON} 字的文本 / reason must be text", fields={"reason": "应为文本"})
     if by is not None and (not _storable(by) or not by or len(by) > 64):
         return _error(400, "by 应为成员 id / by must be a member id", fields={"by": "应为成员 id"})
-    lead_id = int(raw_id)
 
     def split(session: Session) -> merges.SplitResult | web.Response:
         asker = session.get(Member, by) if by is not None else None

@@ -163,10 +163,10 @@ class MetricSettings:
         return replace(default, **changes)
 
 
-def _setting_number(value: Any, key: str, integer: bool, least: float) -> Any:
-    """A ``[metrics]`` number: an int when ``integer``; above 0 when ``least`` is 0, else at least ``least``."""
+def config_number(value: Any, key: str, error: type[ValueError], *, integer: bool) -> int | float:
+    """A number from leadbot.toml (or an environment override, which arrives as text), else
+    ``error(key, zh, en)``; shared by ``[metrics]`` and ``[scheduler]``."""
     if isinstance(value, str):
-        # Environment overrides (LEADBOT_…) of keys the file does not set arrive as text.
         try:
             value = int(value) if integer else float(value)
         except ValueError:
@@ -174,11 +174,17 @@ def _setting_number(value: Any, key: str, integer: bool, least: float) -> Any:
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
         kind = ("整数", "an integer") if integer else ("数字", "a number")
-        raise MetricSettingError(key, f"应为{kind[0]}，当前是 {value!r}", f"must be {kind[1]}, got {value!r}")
+        raise error(key, f"应为{kind[0]}，当前是 {value!r}", f"must be {kind[1]}, got {value!r}")  # type: ignore[call-arg]
+    return value if integer else float(value)
+
+
+def _setting_number(value: Any, key: str, integer: bool, least: float) -> Any:
+    """A ``[metrics]`` number: an int when ``integer``; above 0 when ``least`` is 0, else at least ``least``."""
+    value = config_number(value, key, MetricSettingError, integer=integer)
     if (least == 0 and value <= 0) or value < least:
         zh, en = ("必须大于 0", "must be above 0") if least == 0 else (f"不能小于 {least:g}", f"must be at least {least:g}")
         raise MetricSettingError(key, f"{zh}，当前是 {value!r}", f"{en}, got {value!r}")
-    return value if integer else float(value)
+    return value
 
 
 def _setting_words(value: Any, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from handlers.alerts import Budget
-from handlers.metrics import MetricSettings
+from handlers.metrics import MetricSettings, config_number
 from handlers.tickets import TicketPolicy
 
 # Platforms redeliver an unacknowledged callback for minutes to hours (WeCom three times
@@ -119,19 +119,10 @@ class ScanSettings:
 
 def _number(value: Any, key: str, *, integer: bool = False, least: float = 0) -> Any:
     """``value`` as an int (or float) not below ``least``; SettingError otherwise."""
-    if isinstance(value, str):
-        # Environment overrides (LEADBOT_…) of keys the file does not set arrive as text.
-        try:
-            value = int(value) if integer else float(value)
-        except ValueError:
-            pass
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok:
-        kind = ("整数", "an integer") if integer else ("数字", "a number")
-        raise SettingError(key, f"应为{kind[0]}，当前是 {value!r}", f"must be {kind[1]}, got {value!r}")
+    value = config_number(value, key, SettingError, integer=integer)
     if value < least:
         raise SettingError(key, f"不能小于 {least:g}", f"must be at least {least:g}")
-    return value if integer else float(value)
+    return value
 
 
 def _days(span: timedelta) -> str:
