@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -70,6 +71,7 @@ log = logging.getLogger("leadbot.feishu")
 NAME: Literal["feishu"] = "feishu"
 DEFAULT_API_BASE = "https://open.feishu.cn"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+_MS_DIGITS = re.compile(r"[0-9]{1,19}")  # a millisecond timestamp as Feishu writes it
 TOKEN_EXPIRED_CODES = frozenset({99991663, 99991664, 99991665, 99991666, 99991668})
 RATE_LIMIT_CODES = frozenset({99991400, 99991402, 11020, 11021, 11232})
 # The recipient or chat is gone, the bot is not visible to them, …: retrying will not help.
@@ -290,11 +292,15 @@ def post_to_text(content: dict[str, Any]) -> str:
     body: Any = content
     if "content" not in body:
         body = next((v for v in content.values() if isinstance(v, dict) and "content" in v), {})
+    if not isinstance(body, dict):
+        return ""
     lines: list[str] = []
     title = body.get("title")
     if isinstance(title, str) and title.strip():
         lines.append(title.strip())
-    for paragraph in body.get("content") or []:
+    paragraphs = body.get("content")
+    # Whatever a sender put there: only a list holds paragraphs (a number is no text at all).
+    for paragraph in paragraphs if isinstance(paragraphs, list) else []:
         if not isinstance(paragraph, list):
             continue
         parts: list[str] = []
@@ -423,7 +429,7 @@ class FeishuAdapter:
     def _authenticate(self, raw: bytes, headers: Any) -> dict[str, Any]:
         try:
             outer = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: `[[[[…` thousands deep
             raise CallbackRejected("malformed body / 请求体格式错误") from None
         if not isinstance(outer, dict):
             raise CallbackRejected("malformed body / 请求体格式错误")
@@ -440,7 +446,7 @@ class FeishuAdapter:
                 self.crypto.verify_signature(timestamp, nonce, raw, signature)
             try:
                 inner = json.loads(self.crypto.decrypt_body(raw))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise CallbackRejected("malformed body / 请求体格式错误") from None
             if not isinstance(inner, dict):
                 raise CallbackRejected("malformed body / 请求体格式错误")
@@ -480,7 +486,7 @@ class FeishuAdapter:
         msg_type = str(message.get("message_type") or "")
         try:
             content = json.loads(message.get("content") or "{}")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise _Malformed("malformed message content / 消息内容格式错误") from None
         if not isinstance(content, dict):
             raise _Malformed("malformed message content / 消息内容格式错误")
@@ -567,7 +573,7 @@ class FeishuAdapter:
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 value = None
         if not isinstance(value, dict) or not isinstance(value.get("k"), str) or not isinstance(value.get("c"), str):
             raise _Malformed("unknown button / 无法识别的按钮")
@@ -758,13 +764,13 @@ def flatten_forward(items: list[Any], root_id: str, names: dict[str, str], max_d
         return names.get(sid) or (f"用户{sid[-4:]}" if sid else "未知")
 
     def walk(parent: str, depth: int) -> None:
-        for item in sorted(children.get(parent, []), key=lambda i: int(str(i.get("create_time") or 0)) if str(i.get("create_time") or "0").isdigit() else 0):
+        for item in sorted(children.get(parent, []), key=_sort_time):
             if len(lines) >= max_items:
                 return
             msg_type = str(item.get("msg_type") or "")
             try:
                 content = json.loads((item.get("body") or {}).get("content") or "{}")
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, RecursionError):
                 content = {}
             if not isinstance(content, dict):
                 content = {}
@@ -778,6 +784,16 @@ def flatten_forward(items: list[Any], root_id: str, names: dict[str, str], max_d
 
     walk(root_id, 1)
     return lines
+
+
+def _sort_time(item: dict[str, Any]) -> int:
+    """A child's ``create_time`` (ms) as a sort key; anything but plain ASCII digits sorts first.
+
+    ``str.isdigit`` accepts '²' and ``int`` refuses more than 4300 digits: both would abort
+    the whole forward, so only up to 19 ASCII digits count.
+    """
+    raw = str(item.get("create_time") or "")
+    return int(raw) if _MS_DIGITS.fullmatch(raw) else 0
 
 
 def create_adapter(settings: Settings, db: Database, ctx: HandlerContext) -> FeishuAdapter:

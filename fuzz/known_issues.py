@@ -43,28 +43,6 @@ class KnownIssue:
 # fuzz/corpus/<target>/ with a plain regression test (see fuzz/README.md, "What fuzzing found").
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue(
-        "feishu_events", (RecursionError,), "bot/feishu.py",
-        ("crash-body-deep-json", "crash-message-content-deep-json", "crash-forward-child-content-deep-json"),
-        "json.loads of `[[[[…` a few thousand deep raises RecursionError, which no json.loads in bot/feishu.py catches: "
-        "FeishuAdapter._authenticate (the OUTER body, before any authentication: aiohttp answers 500 with a traceback "
-        "in the log; and the decrypted inner body), _on_message (message.content: 503, Feishu retries the same event), "
-        "_on_card_action (a string action.value) and flatten_forward (a child's body.content: the completion fails "
-        "instead of skipping the line); catch RecursionError beside ValueError everywhere, as bot/crypto."
-        "extract_encrypt_field does (a malformed body: 400 / a skipped line)",
-    ),
-    KnownIssue(
-        "feishu_events", (TypeError,), "bot/feishu.py", ("crash-post-content-not-a-list",),
-        "post_to_text(): `for paragraph in body.get(\"content\") or []` iterates whatever `content` is: a number "
-        "raises TypeError (503, retried forever); iterate only a list (and read `title` only from a dict body)",
-    ),
-    KnownIssue(
-        "feishu_events", (ValueError,), "bot/feishu.py",
-        ("crash-forward-create-time-superscript-digit", "crash-forward-create-time-5000-digits"),
-        "flatten_forward(): the sort key does int(create_time) when str.isdigit() is true, but isdigit() accepts "
-        "'²' and int() refuses more than 4300 digits (ValueError: the merged forward is never expanded); accept "
-        "only re.fullmatch(r\"[0-9]{1,19}\", …) and sort everything else as 0",
-    ),
-    KnownIssue(
         "dingtalk_events", (TypeError,), "bot/dingtalk.py", ("crash-richtext-not-a-list",),
         "robot_message_event(): `for item in content.get(\"richText\") or []` iterates a number (TypeError: HTTP 503, "
         "and over Stream the frame is never acknowledged, so DingTalk redelivers it); iterate only a list",
@@ -85,11 +63,6 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "acknowledged and run() reconnects, and DingTalk redelivers the frame; parse it inside the try and ack "
         "STATUS_BAD_REQUEST as for Malformed",
         raised_in="dingtalk_stream/frames.py",  # the harness calls from_dict as _on_frame does
-    ),
-    KnownIssue(
-        "dingtalk_events", (UnicodeEncodeError,), "handlers/events.py",
-        ("crash-event-extra-lone-surrogate",), "see the feishu_events entry for handlers/events.py",
-        raised_in="fuzz/targets/feishu_events.py",
     ),
 )
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.config import ConfigError
+from bot.crypto import FeishuCrypto, feishu_signature
 from bot.feishu import FeishuAdapter, flatten_forward, post_to_text, resolve_mentions
 from bot.keys import GATEWAY
 from cards.feishu import iter_buttons, render_feishu_card
@@ -404,3 +405,71 @@ def test_config_errors_are_explained(db_url: str, tmp_path: Path) -> None:
 
 
 
+
+
+# ---------------------------------------------------------------- hostile bodies (found by fuzzing)
+
+DEEP = "[" * 50_000  # json.loads gives up with RecursionError, not ValueError
+
+
+async def test_deeply_nested_json_anywhere_in_a_callback_is_a_400_with_a_reason(env: Env) -> None:
+    """fuzz/corpus/feishu_events/regress-{body,message-content}-deep-json: was a 500 / 503 Feishu retries forever."""
+    now = int(env.clock.now().timestamp())
+    _, headers = env.sender.request(env.sender.text_message("ou_zhangwei", "帮助"), now)
+    # The outer body, read before anything is authenticated.
+    resp = await env.client.post("/callback/feishu", data=DEEP.encode(), headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and "格式错误" in (await resp.json())["error"]
+    # A correctly encrypted and signed body whose plaintext is the deep array.
+    inner = json.dumps({"encrypt": FeishuCrypto(ENCRYPT_KEY).encrypt(DEEP)}).encode()
+    signed = dict(headers, **{"X-Lark-Signature": feishu_signature(headers["X-Lark-Request-Timestamp"], headers["X-Lark-Request-Nonce"], ENCRYPT_KEY, inner)})
+    resp = await env.client.post("/callback/feishu", data=inner, headers=signed)
+    assert resp.status == 400 and "格式错误" in (await resp.json())["error"]
+    # A genuine message event whose content is the deep array.
+    msg = env.sender.text_message("ou_zhangwei", "帮助", event_id="ev-deep")
+    msg["event"]["message"]["content"] = DEEP
+    resp = await env.post(msg)
+    assert resp.status == 400 and (await resp.json())["error"] == "malformed message content / 消息内容格式错误"
+    # A card click whose button value is a string holding the deep array.
+    click = env.sender.card_click("ou_zhangwei", {}, message_id="om_card", event_id="ev-click-deep")
+    click["event"]["action"]["value"] = DEEP
+    resp = await env.post(click)
+    assert resp.status == 400 and (await resp.json())["error"] == "unknown button / 无法识别的按钮"
+    await env.drain()
+    assert await env.inbox_count() == 0
+    assert env.fake.texts_for("ou_zhangwei") == []
+
+
+async def test_post_whose_content_is_a_number_is_read_as_its_title(env: Env) -> None:
+    """fuzz/corpus/feishu_events/regress-post-content-not-a-list: was a TypeError, 503, retried forever."""
+    msg = env.sender.text_message("ou_lina", "", msg_type="post", content={"title": "拜访纪要", "content": 7})
+    resp = await env.post(msg)
+    assert resp.status == 200
+    rows = await env.client.app[GATEWAY].db.run(lambda s: list(s.execute(select(InboxEvent)).scalars()))
+    assert [json.loads(r.payload)["text"] for r in rows] == ["拜访纪要"]
+    assert post_to_text({"zh_cn": {"title": "纪要", "content": {"x": 1}}}) == "纪要"
+
+
+async def test_forward_with_odd_create_times_and_a_deep_child_is_still_expanded(env: Env) -> None:
+    """fuzz/corpus/feishu_events/regress-forward-*: '²' or 5000 digits as create_time, or a child whose
+    content is deep JSON, aborted the expansion; now the odd times sort first and the unreadable child is skipped."""
+    def child(mid: str, created: str, content: str) -> dict[str, Any]:
+        return {"message_id": mid, "upper_message_id": "om_fwd2", "msg_type": "text", "create_time": created,
+                "sender": {"id": "ou_zhangwei", "sender_type": "user"}, "body": {"content": content}}
+
+    env.fake.trees["om_fwd2"] = [
+        {"message_id": "om_fwd2", "msg_type": "merge_forward", "body": {"content": "{}"}},
+        child("c1", "1773104460000", json.dumps({"text": "好的，我带压装机样本"})),
+        child("c2", "\u00b2", json.dumps({"text": "上标时间"})),
+        child("c3", "9" * 5000, json.dumps({"text": "超长时间"})),
+        child("c4", "1773104400000", DEEP),
+        child("c5", "1773104400000", json.dumps({"text": "王总：下周三来苏州看产线"})),
+    ]
+    msg = env.sender.text_message("ou_zhangwei", "", msg_type="merge_forward", message_id="om_fwd2", content={"content": "Merged and Forwarded Message"})
+    assert (await env.post(msg)).status == 200
+    await env.adapter.settle()
+    rows = await env.client.app[GATEWAY].db.run(lambda s: list(s.execute(select(InboxEvent)).scalars()))
+    event = json.loads(rows[0].payload)
+    assert event["kind"] == "forward"
+    assert [(l["text"], l["sent_at"]) for l in event["chat_record"]] == [
+        ("上标时间", None), ("超长时间", None), ("王总：下周三来苏州看产线", "3月10日 09:00"), ("好的，我带压装机样本", "3月10日 09:01"),
+    ]
