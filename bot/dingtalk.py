@@ -40,7 +40,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
-from dingtalk_stream.frames import AckMessage, CallbackMessage, Headers, SystemMessage
+from dingtalk_stream.frames import AckMessage, Headers, SystemMessage
+from dingtalk_stream.frames import CallbackMessage as _SdkCallbackMessage
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -247,7 +248,7 @@ def _chat_record(raw: object) -> tuple[ChatLine, ...]:
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: `[[[[…` thousands deep
                 return ()
         if isinstance(raw, dict):
             raw = raw.get("chatRecord") or raw.get("records") or []
@@ -285,7 +286,8 @@ def robot_message_event(data: dict[str, Any], now: datetime) -> tuple[str, Inbou
         event = replace(base, kind="voice", text=str(content.get("recognition") or "").strip(), file_ref=str(content.get("downloadCode") or ""))
     elif msgtype == "richText":
         parts = []
-        for item in content.get("richText") or []:
+        items = content.get("richText")
+        for item in items if isinstance(items, list) else []:  # a number or an object holds no text
             if isinstance(item, dict):
                 if item.get("text"):
                     parts.append(str(item["text"]))
@@ -368,7 +370,7 @@ class DingTalkAdapter:
         if isinstance(content, str):
             try:
                 content = json.loads(content)
-            except ValueError:
+            except (ValueError, RecursionError):
                 content = None
         if not isinstance(card_id, str) or not card_id or not isinstance(user, str) or not user or not isinstance(content, dict):
             raise Malformed("malformed card callback / 卡片回调格式错误")
@@ -430,7 +432,7 @@ class DingTalkAdapter:
         verify_dingtalk_robot_sign(timestamp, sign, self.config.app_secret, now_s, self.config.window_s)
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Malformed("malformed body / 请求体格式错误") from None
         if not isinstance(data, dict):
             raise Malformed("malformed body / 请求体格式错误")
@@ -461,7 +463,7 @@ class DingTalkAdapter:
         plain = self.crypto.decrypt_json_body(raw, signature, timestamp, nonce)
         try:
             data = json.loads(plain)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Malformed("malformed event / 事件格式错误") from None
         if not isinstance(data, dict):
             raise Malformed("malformed event / 事件格式错误")
@@ -628,8 +630,8 @@ class StreamConnection:
                 served = True
                 try:
                     frame = json.loads(msg.data)
-                except ValueError:
-                    continue
+                except (ValueError, RecursionError):
+                    continue  # no message id to acknowledge: DingTalk's own retry limit ends it
                 if not isinstance(frame, dict):
                     continue
                 if not await self._on_frame(ws, frame):
@@ -646,15 +648,21 @@ class StreamConnection:
             if topic == SystemMessage.TOPIC_DISCONNECT:
                 log.info("dingtalk stream: server asked to disconnect")
                 return False
-            msg = SystemMessage.from_dict(frame)
-            await ws.send_str(json.dumps(_ack(msg.headers, msg.data, message="OK").to_dict()))  # ping → pong with the same data
+            try:
+                system = SystemMessage.from_dict(frame)
+            except (ValueError, RecursionError, TypeError, AttributeError, OverflowError):
+                await self._refuse(ws, frame, "malformed frame / 帧格式错误")
+                return True
+            await ws.send_str(json.dumps(_ack(system.headers, system.data, message="OK").to_dict()))  # ping → pong with the same data
             return True
         if kind == CallbackMessage.TYPE:
-            msg = CallbackMessage.from_dict(_with_string_data(frame))
             try:
+                # Inside the try: a frame the SDK model cannot read is refused like any other
+                # malformed one, otherwise it is never acked and DingTalk redelivers it forever.
+                msg = CallbackMessage.from_dict(_with_string_data(frame))
                 await self._store(topic, msg)
             except Malformed as exc:
-                await ws.send_str(json.dumps(_ack(msg.headers, {"response": None}, code=AckMessage.STATUS_BAD_REQUEST, message=str(exc)).to_dict()))
+                await self._refuse(ws, frame, str(exc))
                 return True
             except Exception:
                 log.exception("dingtalk frame could not be stored; not acknowledged")
@@ -662,8 +670,13 @@ class StreamConnection:
             await ws.send_str(json.dumps(_ack(msg.headers, {"response": None}).to_dict()))
             return True
         # EVENT frames (contacts, approvals…): not used yet, acknowledged so they are not redelivered.
-        await ws.send_str(json.dumps(_ack(Headers.from_dict(headers), {"status": "SUCCESS", "message": "success"}).to_dict()))
+        await ws.send_str(json.dumps(_ack(_reply_headers(frame), {"status": "SUCCESS", "message": "success"}).to_dict()))
         return True
+
+    async def _refuse(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any], reason: str) -> None:
+        """Acknowledge a frame we will never understand with 400, so DingTalk does not redeliver it."""
+        ack = _ack(_reply_headers(frame), {"response": None}, code=AckMessage.STATUS_BAD_REQUEST, message=reason)
+        await ws.send_str(json.dumps(ack.to_dict()))
 
     async def _store(self, topic: object, msg: CallbackMessage) -> None:
         if not isinstance(msg.data, dict):
@@ -676,10 +689,42 @@ class StreamConnection:
             raise Malformed("unknown topic / 未订阅的主题")
 
 
+class CallbackMessage(_SdkCallbackMessage):
+    """dingtalk-stream's CALLBACK frame model, refusing what it cannot read as :class:`Malformed`.
+
+    The SDK's ``from_dict`` raises whatever ``json.loads`` of ``data`` raises (ValueError,
+    RecursionError for `[[[[…`), AttributeError for ``headers`` that is no object and
+    ValueError / TypeError for a ``time`` that is no integer.
+    """
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _SdkCallbackMessage:
+        if not isinstance(d.get("headers", {}), dict):
+            raise Malformed("malformed frame headers / 帧头格式错误")
+        try:
+            return _SdkCallbackMessage.from_dict(d)
+        except (ValueError, RecursionError, TypeError, AttributeError, OverflowError):
+            raise Malformed("malformed frame data / 帧数据格式错误") from None
+
+
+def _reply_headers(frame: dict[str, Any]) -> Headers:
+    # An ack needs only the frame's message id; the other headers may be what we cannot read.
+    headers = Headers()
+    raw = frame.get("headers")
+    message_id = raw.get("messageId") if isinstance(raw, dict) else None
+    headers.message_id = message_id if isinstance(message_id, str) else ""
+    return headers
+
+
 def _with_string_data(frame: dict[str, Any]) -> dict[str, Any]:
     # The SDK model expects ``data`` as a JSON string (as DingTalk sends it).
     data = frame.get("data")
-    return frame if isinstance(data, str) or data is None else {**frame, "data": json.dumps(data)}
+    if isinstance(data, str) or data is None:
+        return frame
+    try:
+        return {**frame, "data": json.dumps(data)}
+    except RecursionError:
+        raise Malformed("malformed frame data / 帧数据格式错误") from None
 
 
 def _ack(headers: Headers, data: Any, *, code: int = AckMessage.STATUS_OK, message: str = "OK") -> AckMessage:

@@ -41,30 +41,7 @@ class KnownIssue:
 
 # Open issues, newest last. Fixed ones are gone: their reproducers are regress-* seeds in
 # fuzz/corpus/<target>/ with a plain regression test (see fuzz/README.md, "What fuzzing found").
-KNOWN_ISSUES: tuple[KnownIssue, ...] = (
-    KnownIssue(
-        "dingtalk_events", (TypeError,), "bot/dingtalk.py", ("crash-richtext-not-a-list",),
-        "robot_message_event(): `for item in content.get(\"richText\") or []` iterates a number (TypeError: HTTP 503, "
-        "and over Stream the frame is never acknowledged, so DingTalk redelivers it); iterate only a list",
-    ),
-    KnownIssue(
-        "dingtalk_events", (RecursionError,), "bot/dingtalk.py",
-        ("crash-chat-record-deep-json", "crash-card-content-deep-json"),
-        "json.loads of `[[[[…` raises RecursionError, caught nowhere: _chat_record (a chatRecord string) and "
-        "ingest_card_callback (a string `content`), and _http_robot / _http_event / StreamConnection._serve_once "
-        "read whole bodies and frames the same way; catch RecursionError beside ValueError (Malformed / skip the frame)",
-    ),
-    KnownIssue(
-        "dingtalk_events", (ValueError, RecursionError, AttributeError, TypeError), "bot/dingtalk.py",
-        ("crash-frame-data-not-json", "crash-frame-data-deep-json", "crash-frame-headers-not-an-object"),
-        "StreamConnection._on_frame(): CallbackMessage.from_dict (the SDK) runs outside the try and json.loads the "
-        "frame's `data` string and reads `headers` as a dict, so `data` that is not JSON (or nested thousands deep) or "
-        "`headers` that is not an object escapes _on_frame: the frame is never "
-        "acknowledged and run() reconnects, and DingTalk redelivers the frame; parse it inside the try and ack "
-        "STATUS_BAD_REQUEST as for Malformed",
-        raised_in="dingtalk_stream/frames.py",  # the harness calls from_dict as _on_frame does
-    ),
-)
+KNOWN_ISSUES: tuple[KnownIssue, ...] = ()
 
 
 def known_issue(target: str, exc: BaseException) -> KnownIssue | None:

@@ -270,3 +270,37 @@ async def test_card_sent_before_a_restart_is_still_updated_in_place(env: Env) ->
     assert len(env.fake.cards_for(f"dt_{owner}")) == 2  # updated, not re-sent
     assert "已选择：空号" in json.dumps(env.fake.cards[ask_biz]["card"], ensure_ascii=False)
     assert "已标记无效（空号）" in json.dumps(env.fake.cards[biz]["card"], ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- hostile bodies (found by fuzzing)
+
+DEEP = "[" * 50_000  # json.loads gives up with RecursionError, not ValueError
+
+
+async def test_deeply_nested_json_in_a_signed_request_is_a_400_with_a_reason(env: Env) -> None:
+    """fuzz/corpus/dingtalk_events/regress-{card-content,chat-record}-deep-json: was a 503, retried forever."""
+    ts = str(env.now_ms())
+    _, headers = robot_http_request({}, env.now_ms())
+    resp = await env.client.post("/callback/dingtalk", data=DEEP.encode(), headers=headers)
+    assert resp.status == 400 and (await resp.json())["error"] == "malformed body / 请求体格式错误"
+    crypto = DingTalkEventCrypto(EVENT_TOKEN, AES_KEY, APP_KEY)
+    encrypt = crypto.encrypt(DEEP)
+    query = {"msg_signature": crypto.signature(ts, "n1", encrypt), "timestamp": ts, "nonce": "n1"}
+    resp = await env.client.post("/callback/dingtalk", data=json.dumps({"encrypt": encrypt}), params=query)
+    assert resp.status == 400 and (await resp.json())["error"] == "malformed event / 事件格式错误"
+    # A card click whose content is a string holding the deep array.
+    click = {**card_callback("dt_lina", "some-card", "act_0"), "content": DEEP}
+    resp = await env.event(click)
+    assert resp.status == 400 and (await resp.json())["error"] == "malformed card callback / 卡片回调格式错误"
+    assert await env.inbox() == []
+
+
+async def test_odd_rich_text_and_chat_record_are_stored_as_what_can_be_read(env: Env) -> None:
+    """fuzz/corpus/dingtalk_events/regress-richtext-not-a-list, regress-chat-record-deep-json: a number as
+    richText was a TypeError (503), a deep chatRecord string a RecursionError (503); both are accepted now."""
+    rich = robot_message("dt_lina", msgtype="richText", content={"richText": 7}, msg_id="m-rich", created_ms=env.now_ms())
+    assert (await env.robot(rich)).status == 200
+    record = robot_message("dt_lina", msgtype="chatRecord", content={"chatRecord": DEEP}, msg_id="m-record", created_ms=env.now_ms())
+    assert (await env.robot(record)).status == 200
+    events = [json.loads(r.payload) for r in await env.inbox()]
+    assert [(e["kind"], e["text"], e["chat_record"]) for e in events] == [("text", "", []), ("forward", "", [])]

@@ -186,3 +186,41 @@ async def test_clean_shutdown_closes_the_socket_and_stops_the_loop(env: Env) -> 
     opens = env.fake.opens
     await asyncio.sleep(0.3)
     assert env.fake.opens == opens  # no reconnect after stop
+
+
+# ---------------------------------------------------------------- hostile frames (found by fuzzing)
+
+DEEP = "[" * 50_000  # json.loads gives up with RecursionError, not ValueError
+
+
+async def test_frames_the_sdk_cannot_read_are_acked_with_400_on_the_same_connection(env: Env) -> None:
+    """fuzz/corpus/dingtalk_events/regress-frame-*: such a frame escaped _on_frame, was never acked
+    (DingTalk redelivers it) and the connection was dropped and reopened."""
+    good = callback_frame(TOPIC_ROBOT, robot_message("dt_lina", "帮助", msg_id="m-ok"), "f-ok")
+    for message_id, change in [
+        ("f-not-json", {"data": "not json"}),
+        ("f-deep", {"data": DEEP}),
+        ("f-time", {"headers": {**good["headers"], "messageId": "f-time", "time": "soon"}}),
+        ("f-card-deep", {"headers": {**good["headers"], "messageId": "f-card-deep", "topic": TOPIC_CARD},
+                         "data": json.dumps({**card_callback("dt_lina", "c1", "act_0"), "content": DEEP})}),
+    ]:
+        frame = {**good, "headers": {**good["headers"], "messageId": message_id}, **change}
+        await env.fake.push(frame)
+        ack = await env.fake.wait_ack(message_id)
+        assert ack["code"] == 400 and "格式错误" in ack["message"], ack
+    # Headers that are no object: nothing to echo, but still a 400 and the socket stays up.
+    await env.fake.push({**good, "headers": "h"})
+    assert (await env.fake.wait_ack(""))["code"] == 400
+    assert env.stream.connects == 1
+    assert await env.inbox() == []
+    # The next genuine frame is served on the same connection.
+    assert (await env.send(TOPIC_ROBOT, robot_message("dt_lina", "帮助", msg_id="m-ok"), "f-ok"))["code"] == 200
+    assert env.stream.connects == 1 and len(await env.inbox()) == 1
+
+
+async def test_rich_text_that_is_no_list_is_acked_and_stored(env: Env) -> None:
+    """fuzz/corpus/dingtalk_events/regress-richtext-not-a-list: was a TypeError, never acked, redelivered forever."""
+    data = robot_message("dt_lina", msgtype="richText", content={"richText": 7}, msg_id="m-rich")
+    assert (await env.send(TOPIC_ROBOT, data, "f-rich"))["code"] == 200
+    rows = await env.inbox()
+    assert [json.loads(r.payload)["text"] for r in rows] == [""]
