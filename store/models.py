@@ -14,7 +14,7 @@ from typing import Optional
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from store.types import UTCDateTime
+from store.types import BIG_INT, UTCDateTime
 
 
 def _ts(*, index: bool = False, nullable: bool = True) -> object:
@@ -63,7 +63,7 @@ class Customer(SQLModel, table=True):
     owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
     tier: Optional[str] = Field(default=None, max_length=8)
     health_score: Optional[int] = None
-    budget_fen: Optional[int] = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    budget_fen: Optional[int] = Field(default=None, sa_type=BIG_INT)  # type: ignore[call-overload]
     next_contact_on: Optional[date] = Field(default=None, index=True)
     created_at: datetime = _ts_required()  # type: ignore[assignment]
     updated_at: datetime = _ts_required()  # type: ignore[assignment]
@@ -97,7 +97,7 @@ class Lead(SQLModel, table=True):
     province: Optional[str] = Field(default=None, max_length=32)
     city: Optional[str] = Field(default=None, max_length=32)
     industry: Optional[str] = Field(default=None, max_length=32)
-    budget_fen: Optional[int] = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    budget_fen: Optional[int] = Field(default=None, sa_type=BIG_INT)  # type: ignore[call-overload]
     source: str = Field(default="官网表单", max_length=32)
     note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     status: str = Field(default="unassigned", max_length=16, index=True)
@@ -106,7 +106,7 @@ class Lead(SQLModel, table=True):
     rule_name: Optional[str] = Field(default=None, max_length=128)
     explanation: str = Field(default="", max_length=500)
     invalid_reason: Optional[str] = Field(default=None, max_length=64)
-    score: Optional[int] = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    score: Optional[int] = Field(default=None, sa_type=BIG_INT)  # type: ignore[call-overload]
     tier: Optional[str] = Field(default=None, max_length=8)
     created_at: datetime = _ts_required(index=True)  # type: ignore[assignment]
     assigned_at: Optional[datetime] = _ts()  # type: ignore[assignment]
@@ -139,7 +139,7 @@ class Opportunity(SQLModel, table=True):
     lead_id: Optional[int] = Field(default=None, foreign_key="lead.id", index=True)
     owner_id: Optional[str] = Field(default=None, max_length=64, index=True)
     name: str = Field(max_length=200)
-    amount_fen: Optional[int] = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    amount_fen: Optional[int] = Field(default=None, sa_type=BIG_INT)  # type: ignore[call-overload]
     stage: str = Field(default="首通电话", max_length=32)
     expected_close_on: Optional[date] = None
     stage_due_at: Optional[datetime] = _ts(index=True)  # type: ignore[assignment]

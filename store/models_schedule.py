@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from store.models import Lead
-from store.types import UTCDateTime
+from store.types import BIG_INT, UTCDateTime
 
 # Indexes the scans need on the lead table, so a tick reads only what is due even over
 # millions of leads: open cards by deadline (status + accept_due_at, instead of every
@@ -63,7 +63,7 @@ class AlertRecord(SQLModel, table=True):
     priority: str = Field(default="P2", max_length=4)
     subject: str = Field(default="", max_length=64)
     summary: str = Field(default="", max_length=300)
-    stake_fen: int | None = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    stake_fen: int | None = Field(default=None, sa_type=BIG_INT)  # type: ignore[call-overload]
     status: str = Field(default="queued", max_length=16)
     deliver_at: datetime = _ts_required()  # type: ignore[assignment]
     created_at: datetime = _ts_required()  # type: ignore[assignment]

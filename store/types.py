@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -36,3 +36,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# Money in fen (and other counts that outgrow 32 bits): BIGINT on PostgreSQL, where
+# INTEGER stops at 2147.48万 yuan. SQLite's INTEGER already holds 64 bits, and keeping
+# that declared type there spares a table rebuild that foreign keys would refuse.
+BIG_INT = BigInteger().with_variant(Integer(), "sqlite")
