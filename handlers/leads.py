@@ -212,26 +212,27 @@ ROTATION_ROW = "assignment"
 PREVIOUS_OWNER = re.compile(r"^→ ([A-Za-z0-9_.\-]+)")
 
 
+# Built once: every batch of intakes reads these, and building a statement costs about as
+# much as running it. _RECEIVED_SINCE reads through the (assigned_at, owner_id) index.
+_RECEIVED_SINCE = select(Lead.owner_id, func.count()).where(Lead.assigned_at >= bindparam("since")).group_by(Lead.owner_id)
+_WON_SINCE = (
+    select(Opportunity.owner_id, func.coalesce(func.sum(Opportunity.amount_fen), 0))
+    .where(Opportunity.stage == WON_STAGE, Opportunity.updated_at >= bindparam("since"))
+    .group_by(Opportunity.owner_id)
+)
+_REGIONS = select(Region).order_by(Region.name)
+_MEMBERS = select(Member)
+
+
 def org_snapshot(session: Session, rules: AssignmentRules, now: datetime, members: Sequence[Member]) -> OrgSnapshot:
     """The organisation as the assignment engine sees it at ``now`` (counts of today, 90-day wins)."""
     local = now.astimezone(SHANGHAI)
     start_of_day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    # Read through the (assigned_at, owner_id) index: only today's rows, never the whole table.
-    received = dict(
-        session.execute(
-            select(Lead.owner_id, func.count()).where(Lead.assigned_at >= start_of_day).group_by(Lead.owner_id)
-        ).all()
-    )
-    won = dict(
-        session.execute(
-            select(Opportunity.owner_id, func.coalesce(func.sum(Opportunity.amount_fen), 0))
-            .where(Opportunity.stage == WON_STAGE, Opportunity.updated_at >= now - timedelta(days=90))
-            .group_by(Opportunity.owner_id)
-        ).all()
-    )
+    received = dict(session.execute(_RECEIVED_SINCE, {"since": start_of_day}).all())
+    won = dict(session.execute(_WON_SINCE, {"since": now - timedelta(days=90)}).all())
     regions = tuple(
         EngineRegion(name=r.name, provinces=tuple(json.loads(r.provinces)), manager=r.manager_id)
-        for r in session.execute(select(Region).order_by(Region.name)).scalars()
+        for r in session.execute(_REGIONS).scalars()
     )
     reps = tuple(
         Rep(
@@ -245,6 +246,9 @@ def org_snapshot(session: Session, rules: AssignmentRules, now: datetime, member
     return OrgSnapshot(regions=regions, groups=rules.groups, reps=reps)
 
 
+_ROTATION_ROW = select(RotationState).where(RotationState.pool == ROTATION_ROW).with_for_update()
+
+
 def _lock_rotation(session: Session, now: datetime) -> RotationState:
     """The rotation row, locked for this transaction so concurrent decisions queue up.
 
@@ -252,7 +256,7 @@ def _lock_rotation(session: Session, now: datetime) -> RotationState:
     PostgreSQL ``FOR UPDATE`` makes two processes decide one after the other, each seeing
     the other's committed counts, so the last free slot is never given twice.
     """
-    row = session.execute(select(RotationState).where(RotationState.pool == ROTATION_ROW).with_for_update()).scalars().first()
+    row = session.execute(_ROTATION_ROW).scalars().first()
     if row is None:
         try:
             with session.begin_nested():
@@ -260,7 +264,7 @@ def _lock_rotation(session: Session, now: datetime) -> RotationState:
                 session.flush()
         except IntegrityError:
             pass
-        row = session.execute(select(RotationState).where(RotationState.pool == ROTATION_ROW).with_for_update()).scalars().one()
+        row = session.execute(_ROTATION_ROW).scalars().one()
     return row
 
 
@@ -298,7 +302,7 @@ class AssignmentDesk:
     def open(cls, session: Session, rules: AssignmentRules, now: datetime) -> AssignmentDesk:
         """Lock the rotation row and read the organisation as of ``now``."""
         row = _lock_rotation(session, now)
-        members = session.execute(select(Member)).scalars().all()
+        members = session.execute(_MEMBERS).scalars().all()
         # Held for the transaction so the identity map (weak references only) keeps them:
         # routing the cards then finds every recipient without another query.
         session.info["org_members"] = members

@@ -34,16 +34,19 @@ def enqueue(
     """Queue a message; False when ``dedupe_key`` was queued before (nothing is sent twice)."""
     # One statement: a concurrent enqueue of the same key (another process) waits for the
     # first and then inserts nothing, without a savepoint or an IntegrityError to catch.
-    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    stmt = (
-        dialect_insert(OutboxMessage)
-        .values(platform=platform, recipient=recipient, member_id=member_id, kind=kind, payload=payload,
-                card_id=card_id, dedupe_key=dedupe_key, status=PENDING, attempts=0,
-                next_attempt_at=now, created_at=now)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.id)
-    )
-    return session.execute(stmt).first() is not None
+    stmt = _ENQUEUE["sqlite" if session.get_bind().dialect.name == "sqlite" else "postgresql"]
+    row = {"platform": platform, "recipient": recipient, "member_id": member_id, "kind": kind, "payload": payload,
+           "card_id": card_id, "dedupe_key": dedupe_key, "status": PENDING, "attempts": 0,
+           "next_attempt_at": now, "created_at": now}
+    return session.execute(stmt, row).first() is not None
+
+
+# Built once (the values come as parameters): building and cache-keying the statement for
+# every message cost about as much as running it.
+_ENQUEUE = {
+    name: dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage.id)
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
 
 
 def _first_blocked(now: datetime) -> Any:
