@@ -27,18 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiohttp import ClientSession, TCPConnector, web  # noqa: E402
-from sqlalchemy import create_engine, func, select  # noqa: E402
+from aiohttp import ClientSession, TCPConnector, web
+from sqlalchemy import create_engine, func, select
 
-from bot.app import create_app  # noqa: E402
-from bot.config import parse  # noqa: E402
-from store.db import normalise_url, upgrade  # noqa: E402
-from store.models import Lead, OutboxMessage  # noqa: E402
+from bot.app import create_app
+from bot.config import parse
+from store.db import normalise_url, upgrade
+from store.models import Lead, OutboxMessage
 
 TEMPLATE = (ROOT / "bot" / "templates" / "leadbot.toml").read_text(encoding="utf-8")
 PROVINCES = ["江苏", "浙江", "广东", "北京", "山东", "四川", "河南", "上海"]
@@ -151,13 +152,38 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--preload", type=int, default=0, help="older leads stored first")
-    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--db", help="a PostgreSQL server URL: the bench makes (and drops) its own database there; default a fresh SQLite file")
     parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return
-    url = normalise_url(args.db or f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+    url, drop = _fresh_database(args.db)
+    try:
+        _bench(args, url)
+    finally:
+        drop()
+
+
+def _fresh_database(server: str | None) -> tuple[str, Callable[[], None]]:
+    """A new SQLite file, or a new database on the PostgreSQL server ``server`` (dropped after)."""
+    if not server:
+        return normalise_url(f"sqlite:///{tempfile.mkdtemp()}/bench.db"), lambda: None
+    import psycopg
+
+    admin = normalise_url(server).replace("postgresql+psycopg://", "postgresql://")
+    name = f"leadbot_bench_intake_{os.getpid()}_{int(time.time())}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{normalise_url(server).rpartition('/')[0]}/{name}", drop
+
+
+def _bench(args: argparse.Namespace, url: str) -> None:
     upgrade(url)
     preload(url, args.preload)
     engine = create_engine(url)
@@ -176,8 +202,9 @@ def main() -> None:
     with engine.connect() as conn:
         leads_now = conn.execute(select(func.count()).select_from(Lead)).scalar_one() - leads_before - 20
         cards = conn.execute(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "card")).scalar_one() - leads_before - 20
+    engine.dispose()
     latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
     print(f"intake → card in outbox: {total} leads at {args.rate}/s offered, {total / elapsed:.0f}/s achieved, errors {errors}"
           + (f", {args.preload} older leads" if args.preload else ""))
     print(f"latency p50 {statistics.median(latencies):.1f} ms, p99 {p(0.99):.1f} ms, max {latencies[-1]:.1f} ms (target p99 < 100 ms on SQLite)")
