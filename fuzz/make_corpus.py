@@ -18,6 +18,7 @@ import random
 import re
 import struct
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from fuzz.framing import SEP
@@ -130,15 +131,18 @@ def _messages(limit: int | None = None) -> list[tuple[str, str]]:
 
 
 def wecom_seeds() -> None:
-    from wechatpy.enterprise.crypto import WeChatCrypto  # an independent implementation
-
     from fuzz.targets.wecom_callback import CREDENTIALS, envelope, layout, seal
+    from handlers.context import FakeClock
+    from nlp.calendar import SHANGHAI
+    from tests.wecom_fakes import (
+        WeComCallbacks,  # wechatpy inside: an independent implementation
+    )
 
     for index, kind, signature, timestamp, nonce, encrypt in WECOM_VECTORS:
         name = f"vector-{index}-{kind}-{nonce}"
         _write("wecom_callback", name, bytes([1 | index << 3]) + _join(signature, timestamp, nonce, encrypt))
     token, key, corp = CREDENTIALS[0]
-    crypto = WeChatCrypto(token, key, corp)
+    crypto = WeComCallbacks(FakeClock(datetime.fromtimestamp(NOW, SHANGHAI)), token=token, key=key, corp_id=corp).crypto
     random.seed(20260520)  # wechatpy draws its 16-byte prefix from `random`: same seeds every time
     inners = {f"text-{mid}": INNER_XML["text"].format(content=text) for mid, text in _messages(6)}
     inners.update({k: v.format(key="accept:c0123456789::0123456789abcdef0123") for k, v in INNER_XML.items() if k != "text"})
@@ -172,7 +176,6 @@ def wecom_seeds() -> None:
 
 def feishu_dingtalk_seeds() -> None:
     from bot.crypto import FeishuCrypto
-
     from fuzz.targets.feishu_dingtalk import DINGTALK, DINGTALK_ROBOT_SECRET, FEISHU_KEY
     from fuzz.targets.wecom_callback import expected_signature, layout, seal
 
