@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -66,6 +66,9 @@ APOLOGY = "抱歉，处理您的消息时出了问题，已记录下来，管理
 
 
 INGEST_BATCH = 256
+_SET_HANDLE_PLATFORM = (
+    update(CardHandle).where(CardHandle.card_id == bindparam("handle_card")).values(platform=bindparam("handle_platform"))
+)
 
 
 @dataclass
@@ -383,10 +386,9 @@ class Gateway:
                     update(OutboxMessage).where(OutboxMessage.dedupe_key == o.dedupe_key).values(status="dead", last_error=status_error)
                 )
             if queued and o.kind == "card" and o.card_id and platform:
-                handle = session.get(CardHandle, o.card_id)
-                if handle is not None:
-                    handle.platform = platform
-                    session.add(handle)
+                # One statement, no load: the handle is usually flushed and gone from the session
+                # (a handle still in it is updated in memory too).
+                session.execute(_SET_HANDLE_PLATFORM, {"handle_card": o.card_id, "handle_platform": platform})
 
     def _route(self, session: Session, o: Outgoing, event: InboundEvent | None, sender: Member | None) -> tuple[str | None, str | None, str | None]:
         if o.recipient is not None and o.platform is not None:
