@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot import metrics_api
 from bot.gateway import inbox_counts
-from bot.http import error_response, parse_object, read_body, storable
+from bot.http import error_response, parse_object, path_id, read_body
 from bot.intake_auth import IntakeDenied, authenticate
 from bot.keys import GATEWAY, SETTINGS
 from handlers import leads, merges
@@ -25,7 +25,6 @@ log = logging.getLogger("leadbot.api")
 
 
 _error = error_response
-MAX_ID = 2**31 - 1  # ids are INTEGER on PostgreSQL: a bigger one names no row
 INTAKES = web.AppKey("intakes", GroupCommit)
 
 
@@ -57,12 +56,12 @@ async def create_lead(request: web.Request) -> web.Response:
 
 def _lead_id(request: web.Request) -> int | web.Response:
     """The ``{lead_id}`` of the path, or the 4xx that says why it names no lead."""
-    raw_id = request.match_info["lead_id"]
-    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
+    lead_id = path_id(request.match_info["lead_id"])
+    if lead_id is None:
         return _error(400, "线索编号应为数字 / lead id must be a number")
-    if int(raw_id) > MAX_ID:
+    if lead_id == 0:
         return _error(404, "线索不存在 / no such lead")
-    return int(raw_id)
+    return lead_id
 
 
 async def get_lead(request: web.Request) -> web.Response:
@@ -75,10 +74,6 @@ async def get_lead(request: web.Request) -> web.Response:
     if view is None:
         return _error(404, "线索不存在 / no such lead")
     return web.json_response(view)
-
-
-def _storable(value: object) -> bool:
-    return isinstance(value, str) and storable(value)
 
 
 SPLIT_STATUS = {"not_found": 404, "forbidden": 403, "not_merged": 409, "first_lead": 409}
@@ -99,9 +94,9 @@ async def unmerge_lead(request: web.Request) -> web.Response:
     if isinstance(data, web.Response):
         return data
     reason, by = data.get("reason", ""), data.get("by")
-    if not _storable(reason) or len(reason) > merges.MAX_REASON:
+    if not isinstance(reason, str) or len(reason) > merges.MAX_REASON:
         return _error(400, f"reason 应为不超过 {merges.MAX_REASON} 字的文本 / reason must be text", fields={"reason": "应为文本"})
-    if by is not None and (not _storable(by) or not by or len(by) > 64):
+    if by is not None and (not isinstance(by, str) or not by or len(by) > 64):
         return _error(400, "by 应为成员 id / by must be a member id", fields={"by": "应为成员 id"})
 
     def split(session: Session) -> merges.SplitResult | web.Response:

@@ -70,6 +70,21 @@ async def read_body(request: web.Request, max_body: int = MAX_JSON_BODY) -> byte
     return raw
 
 
+# Ids are INTEGER columns on PostgreSQL: a larger number cannot name a row, and asking the
+# database about it fails (SQLite cannot even bind it) instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
+def path_id(raw: str) -> int | None:
+    """An id from a URL path: ASCII digits only, else None (a 400); beyond MAX_ID it is 0,
+    which no row has (a 404)."""
+    # isascii: "²".isdigit() is true, but int("²") raises.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else 0
+
+
 def storable(value: str) -> bool:
     """Text a database can hold: PostgreSQL refuses NUL, and a lone surrogate (JSON's
     ``"\\ud800"``) cannot be encoded at all."""

@@ -26,7 +26,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from bot.config import Settings, load
-from bot.http import json_object_body, storable
+from bot.http import MAX_ID, json_object_body, path_id
 from bot.keys import DATABASE, GATEWAY, SETTINGS
 from handlers import opportunities
 from handlers.leads import parse_budget_fen
@@ -52,19 +52,7 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
 
 
-# Ids are PostgreSQL INTEGER columns: a larger number cannot name a row, and asking the
-# database about it fails (SQLite cannot even bind it) instead of finding nothing.
-MAX_ID = 2**31 - 1
 MAX_NAME = 200  # Opportunity.name
-
-
-def _id(raw: str) -> int | None:
-    """A path id: ASCII digits only, else None (a 400); beyond MAX_ID it is 0, which no row has."""
-    # isascii: "²".isdigit() is true, but int("²") raises.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        return None
-    value = int(raw)
-    return value if value <= MAX_ID else 0
 
 
 def _body_id(value: Any) -> int | None:
@@ -75,14 +63,14 @@ def _body_id(value: Any) -> int | None:
 
 
 def _text_ok(value: str, limit: int) -> bool:
-    # VARCHAR(n) on PostgreSQL refuses longer values.
-    return len(value) <= limit and storable(value)
+    # VARCHAR(n) on PostgreSQL refuses longer values (bot.http has refused unstorable text).
+    return len(value) <= limit
 
 
 async def get_opportunity(request: web.Request) -> web.Response:
     """``GET /api/opportunities/{id}``."""
     gateway = request.app[GATEWAY]
-    opp_id = _id(request.match_info["opp_id"])
+    opp_id = path_id(request.match_info["opp_id"])
     if opp_id is None:
         return _error(400, "商机编号应为数字 / opportunity id must be a number")
     pipeline = request.app[RULES].current.pipeline
@@ -172,7 +160,7 @@ async def post_facts(request: web.Request) -> web.Response:
 async def get_health(request: web.Request) -> web.Response:
     """``GET /api/customers/{id}/health``: score, tier and each term's contribution."""
     gateway = request.app[GATEWAY]
-    customer_id = _id(request.match_info["customer_id"])
+    customer_id = path_id(request.match_info["customer_id"])
     if customer_id is None:
         return _error(400, "客户编号应为数字 / customer id must be a number")
     rules = request.app[RULES].current.scoring
